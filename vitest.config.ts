@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    globalSetup: ["test/support/global-setup.ts"],
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // One PostgreSQL serves every file; two cores do not gain from more parallel files.
+    maxWorkers: 2,
+    fileParallelism: true,
+  },
+});
