@@ -1,0 +1,113 @@
+import type pg from "pg";
+import { enqueueScheduledJobs } from "../policies/due-segments.ts";
+import { openStore } from "../storage/open-store.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import type { BridgeConfig } from "./config.ts";
+import { createPool } from "./db.ts";
+import { toError } from "./errors.ts";
+import { JobListener } from "./job-listener.ts";
+import { JobQueue } from "./job-queue.ts";
+import { JobWorker } from "./job-worker.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { ReadEndpoint } from "./read-endpoint.ts";
+import { readerProgram, type ReadEndpointAddress } from "./reader-program.ts";
+import { installSchema } from "./schema-installer.ts";
+import { query } from "./sql-files.ts";
+
+export interface RunningBridge {
+  endpoint: ReadEndpointAddress;
+  db: pg.Pool;
+  store: ObjectStore;
+  /** Wakes the worker now, as a NOTIFY would. */
+  wake(): void;
+  /** Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a bridge: installs or upgrades the schema, opens the read endpoint, points segment
+ * tables at it, then listens for and runs jobs, and queues scheduled ones.
+ */
+export async function startBridge(
+  config: BridgeConfig,
+  options: { store?: ObjectStore; log?: Logger } = {},
+): Promise<RunningBridge> {
+  const log = options.log ?? createLogger({ worker: config.workerId });
+  const store = options.store ?? openStore(config.store);
+  const db = createPool(config.databaseUrl, log);
+  const cleanups: Array<() => Promise<void>> = [() => db.end()];
+  const stop = async () => {
+    const failures: unknown[] = [];
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((error) => failures.push(error));
+    }
+    if (failures.length) throw new AggregateError(failures, "pg-offload: bridge stop failed");
+  };
+  try {
+    const client = await db.connect();
+    try {
+      await installSchema(client);
+    } finally {
+      client.release();
+    }
+    const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
+
+    const reads = new ReadEndpoint(db, store, log);
+    const address = await reads.listen(config.readHost, config.readPort);
+    cleanups.push(() => reads.close());
+    const endpoint = { host: config.readAdvertisedHost ?? config.readHost, port: address.port };
+    await pointSegmentTablesAt(db, endpoint, log);
+
+    const queue = new JobQueue(db, config.workerId, config.jobLeaseMs);
+    const worker = new JobWorker(
+      {
+        db,
+        store,
+        installationId,
+        endpoint,
+        log,
+        queue,
+        chunkBytes: config.chunkBytes,
+        compressionLevel: config.compressionLevel,
+        segmentTargetBytes: config.segmentTargetBytes,
+      },
+      queue,
+      config,
+      log,
+    );
+    cleanups.push(() => worker.stop());
+    const listener = new JobListener(config.databaseUrl, () => worker.wake(), log);
+    cleanups.push(() => listener.stop());
+    const schedule = setInterval(() => {
+      enqueueScheduledJobs(db, config.scheduleIntervalMs).then(
+        (queued) => queued > 0 && worker.wake(),
+        (error) => log.warn("scheduling failed", { error: toError(error) }),
+      );
+    }, config.scheduleIntervalMs);
+    cleanups.push(async () => clearInterval(schedule));
+    log.info("bridge started", { endpoint, store: store.description });
+    return { endpoint, db, store, wake: () => worker.wake(), stop };
+  } catch (error) {
+    await stop().catch(() => {});
+    throw error;
+  }
+}
+
+/** A bridge that moved (another port, another host) repoints every segment table's reader. */
+async function pointSegmentTablesAt(
+  db: pg.Pool,
+  endpoint: ReadEndpointAddress,
+  log: Logger,
+): Promise<void> {
+  const { rows } = await db.query(query("committed-segment-tables"));
+  let moved = 0;
+  for (const row of rows) {
+    const program = readerProgram(endpoint, Number(row.id), row.epoch);
+    const { rows: changed } = await db.query(query("set-reader-program"), [
+      row.segment_table,
+      program,
+    ]);
+    if (changed[0].changed) moved++;
+  }
+  if (moved) log.info("segment tables repointed at this read endpoint", { segments: moved });
+}

@@ -1,0 +1,111 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { StoreConfig } from "../storage/open-store.ts";
+
+export interface BridgeConfig {
+  /** libpq-style URL of the database the bridge serves; its role must be a superuser. */
+  databaseUrl: string;
+  store: StoreConfig;
+  /** Where the read endpoint listens. */
+  readHost: string;
+  readPort: number;
+  /** The host segment readers (curl, on the database server) connect to; defaults to readHost. */
+  readAdvertisedHost?: string;
+  /** About this many bytes of heap go into one segment (one foreign table). */
+  segmentTargetBytes: number;
+  /** About this many bytes of COPY text go into one stored chunk (one object). */
+  chunkBytes: number;
+  compressionLevel: number;
+  /** Polling interval: a missed NOTIFY delays work by at most this long. */
+  pollIntervalMs: number;
+  /** How often every attached policy is checked for due rows. */
+  scheduleIntervalMs: number;
+  /** A running job whose heartbeat is older than this is taken over by another bridge. */
+  jobLeaseMs: number;
+  maxAttempts: number;
+  retryBaseDelayMs: number;
+  workerId: string;
+}
+
+const DEFAULTS = {
+  readHost: "127.0.0.1",
+  readPort: 5480,
+  segmentTargetBytes: 64 * 1024 * 1024,
+  chunkBytes: 8 * 1024 * 1024,
+  compressionLevel: 3,
+  pollIntervalMs: 5_000,
+  scheduleIntervalMs: 3_600_000,
+  jobLeaseMs: 60_000,
+  maxAttempts: 5,
+  retryBaseDelayMs: 5_000,
+};
+
+export class ConfigError extends Error {
+  constructor(key: string, problem: string) {
+    super(`pg-offload configuration: ${key} ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function defaultWorkerId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+}
+
+/** Reads the configuration from PGOFFLOAD_* environment variables (see the README's table). */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfig {
+  const int = (key: string, fallback: number, min = 1): number => {
+    const raw = env[key];
+    if (raw === undefined || raw === "") return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min) {
+      throw new ConfigError(key, `must be an integer >= ${min}, got "${raw}"`);
+    }
+    return value;
+  };
+  const databaseUrl = env.PGOFFLOAD_DATABASE_URL ?? env.DATABASE_URL;
+  if (!databaseUrl) throw new ConfigError("PGOFFLOAD_DATABASE_URL", "is not set");
+  return {
+    databaseUrl,
+    store: storeFromEnv(env),
+    readHost: env.PGOFFLOAD_READ_HOST || DEFAULTS.readHost,
+    readPort: int("PGOFFLOAD_READ_PORT", DEFAULTS.readPort),
+    readAdvertisedHost: env.PGOFFLOAD_READ_ADVERTISED_HOST || undefined,
+    segmentTargetBytes: int("PGOFFLOAD_SEGMENT_BYTES", DEFAULTS.segmentTargetBytes),
+    chunkBytes: int("PGOFFLOAD_CHUNK_BYTES", DEFAULTS.chunkBytes),
+    compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
+    pollIntervalMs: int("PGOFFLOAD_POLL_MS", DEFAULTS.pollIntervalMs),
+    scheduleIntervalMs: int("PGOFFLOAD_SCHEDULE_MS", DEFAULTS.scheduleIntervalMs),
+    jobLeaseMs: int("PGOFFLOAD_JOB_LEASE_MS", DEFAULTS.jobLeaseMs),
+    maxAttempts: int("PGOFFLOAD_MAX_ATTEMPTS", DEFAULTS.maxAttempts),
+    retryBaseDelayMs: int("PGOFFLOAD_RETRY_BASE_MS", DEFAULTS.retryBaseDelayMs, 0),
+    workerId: env.PGOFFLOAD_WORKER_ID || defaultWorkerId(),
+  };
+}
+
+function storeFromEnv(env: NodeJS.ProcessEnv): StoreConfig {
+  const kind = env.PGOFFLOAD_STORE ?? "local";
+  if (kind === "local") {
+    return { kind: "local", dir: env.PGOFFLOAD_STORE_DIR || "./pg-offload-store" };
+  }
+  if (kind === "s3") {
+    const bucket = env.PGOFFLOAD_S3_BUCKET;
+    if (!bucket) throw new ConfigError("PGOFFLOAD_S3_BUCKET", "is not set (PGOFFLOAD_STORE=s3)");
+    return {
+      kind: "s3",
+      bucket,
+      prefix: env.PGOFFLOAD_S3_PREFIX || undefined,
+      region: env.PGOFFLOAD_S3_REGION || env.AWS_REGION || undefined,
+      endpoint: env.PGOFFLOAD_S3_ENDPOINT || undefined,
+      forcePathStyle: env.PGOFFLOAD_S3_FORCE_PATH_STYLE === "true",
+    };
+  }
+  throw new ConfigError("PGOFFLOAD_STORE", `must be "local" or "s3", got "${kind}"`);
+}
+
+/** Fills in defaults for everything but the database and the store (for code that embeds a bridge). */
+export function bridgeConfig(
+  required: Pick<BridgeConfig, "databaseUrl" | "store">,
+  overrides: Partial<BridgeConfig> = {},
+): BridgeConfig {
+  return { ...DEFAULTS, workerId: defaultWorkerId(), ...required, ...overrides };
+}

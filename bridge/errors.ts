@@ -1,0 +1,54 @@
+/** Turns whatever was thrown into an Error, so every catch can log and rethrow with context. */
+export function toError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
+}
+
+// SQLSTATEs after which the same work, tried again, can succeed.
+const RETRYABLE_SQLSTATES = new Set([
+  "40001", // serialization_failure: a copied row changed before the commit
+  "40P01", // deadlock_detected
+  "55P03", // lock_not_available
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+  "08000",
+  "08003",
+  "08006", // connection exceptions
+]);
+
+// Errors about the table or the request itself: retrying cannot help until a person acts.
+const PERMANENT_SQLSTATE_CLASSES = new Set(["42", "0A", "22"]);
+
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+export function isRetryablePgError(error: unknown): boolean {
+  const code = sqlState(error);
+  return code !== undefined && RETRYABLE_SQLSTATES.has(code);
+}
+
+/** Should a failed job be tried again later (within its attempt limit)? */
+export function isPermanentJobError(error: unknown): boolean {
+  const code = sqlState(error);
+  return code !== undefined && PERMANENT_SQLSTATE_CLASSES.has(code.slice(0, 2));
+}
+
+/** Exponential backoff with full jitter, capped. */
+export function backoffDelayMs(attempt: number, baseMs: number, capMs = 10 * 60_000): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+export class OffloadError extends Error {
+  constructor(
+    message: string,
+    readonly context: { table?: string; segment?: number; key?: string } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "OffloadError";
+  }
+}

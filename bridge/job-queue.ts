@@ -1,0 +1,68 @@
+import type pg from "pg";
+import { query } from "./sql-files.ts";
+
+export interface ClaimedJob {
+  id: number;
+  tableName: string;
+  tableOid: number;
+  kind: "offload";
+  attempts: number;
+}
+
+export interface JobProgress {
+  segmentsTotal: number;
+  segmentsDone: number;
+  rowsDone: number;
+  bytesDone: number;
+}
+
+/** One worker's view of the offload.jobs queue (graphile-worker's shape: claim, heartbeat, finish). */
+export class JobQueue {
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly workerId: string,
+    private readonly leaseMs: number,
+  ) {}
+
+  async claim(): Promise<ClaimedJob | undefined> {
+    const { rows } = await this.db.query(query("claim-job"), [this.workerId, this.leaseMs]);
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      id: Number(row.id),
+      tableName: row.table_name,
+      tableOid: Number(row.table_oid),
+      kind: row.kind,
+      attempts: row.attempts,
+    };
+  }
+
+  /** False when the job is no longer this worker's (another took it over). */
+  async heartbeat(jobId: number): Promise<boolean> {
+    const { rowCount } = await this.db.query(query("heartbeat-job"), [jobId, this.workerId]);
+    return rowCount === 1;
+  }
+
+  async progress(jobId: number, p: JobProgress): Promise<void> {
+    await this.db.query(query("job-progress"), [
+      jobId,
+      this.workerId,
+      p.segmentsTotal,
+      p.segmentsDone,
+      p.rowsDone,
+      p.bytesDone,
+    ]);
+  }
+
+  async complete(jobId: number): Promise<void> {
+    await this.db.query(query("complete-job"), [jobId, this.workerId]);
+  }
+
+  async retryLater(jobId: number, error: string, delayMs: number): Promise<void> {
+    await this.db.query(query("retry-job"), [jobId, this.workerId, error, delayMs]);
+  }
+
+  async fail(jobId: number, error: string): Promise<void> {
+    await this.db.query(query("fail-job"), [jobId, this.workerId, error]);
+  }
+}

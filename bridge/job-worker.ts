@@ -1,0 +1,111 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { backoffDelayMs, isPermanentJobError, toError } from "./errors.ts";
+import type { ClaimedJob, JobQueue } from "./job-queue.ts";
+import type { Logger } from "./log.ts";
+import { runOffloadJob, type OffloadJobContext } from "./offload-job.ts";
+
+export interface JobWorkerOptions {
+  pollIntervalMs: number;
+  jobLeaseMs: number;
+  retryBaseDelayMs: number;
+  maxAttempts: number;
+}
+
+/**
+ * Claims and runs jobs one at a time: woken by NOTIFY, and by a poll timer in case a notification
+ * was missed. While a job runs, a heartbeat keeps the claim; if the claim is lost, the job stops.
+ */
+export class JobWorker {
+  private readonly stopping = new AbortController();
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+  private readonly done: Promise<void>;
+
+  constructor(
+    private readonly ctx: Omit<OffloadJobContext, "signal">,
+    private readonly queue: JobQueue,
+    private readonly options: JobWorkerOptions,
+    private readonly log: Logger,
+  ) {
+    this.done = this.loop();
+  }
+
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort(new Error("pg-offload: the bridge is stopping"));
+    this.wakeUp?.();
+    await this.done;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping.signal.aborted) {
+      try {
+        const job = await this.queue.claim();
+        if (job) await this.runJob(job);
+        else await this.idle();
+      } catch (thrown) {
+        if (this.stopping.signal.aborted) break;
+        this.log.error("job loop error; retrying", { error: toError(thrown) });
+        await sleep(backoffDelayMs(1, 1000));
+      }
+    }
+  }
+
+  private async idle(): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.options.pollIntervalMs);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeUp = undefined;
+    this.woken = false;
+  }
+
+  private async runJob(job: ClaimedJob): Promise<void> {
+    const log = this.log.child({ job: job.id, table: job.tableName });
+    if (job.attempts > this.options.maxAttempts) {
+      await this.queue.fail(job.id, `gave up after ${this.options.maxAttempts} attempts`);
+      return;
+    }
+    const lost = new AbortController();
+    const heartbeat = setInterval(() => {
+      this.queue.heartbeat(job.id).then(
+        (stillOurs) => stillOurs || lost.abort(new Error("pg-offload: job was taken over")),
+        (error) => log.warn("heartbeat failed", { error }),
+      );
+    }, this.options.jobLeaseMs / 4);
+    try {
+      log.info("job started", { attempt: job.attempts });
+      const signal = AbortSignal.any([this.stopping.signal, lost.signal]);
+      const result = await runOffloadJob({ ...this.ctx, signal }, job);
+      await this.queue.complete(job.id);
+      log.info("job succeeded", { ...result });
+    } catch (thrown) {
+      await this.recordFailure(job, toError(thrown), log);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  private async recordFailure(job: ClaimedJob, error: Error, log: Logger): Promise<void> {
+    const message = error.message;
+    if (isPermanentJobError(error) || job.attempts >= this.options.maxAttempts) {
+      log.error("job failed", { error, attempt: job.attempts });
+      await this.queue.fail(job.id, message);
+      return;
+    }
+    const delay = backoffDelayMs(job.attempts, this.options.retryBaseDelayMs);
+    log.warn("job attempt failed; will retry", { error, attempt: job.attempts, delayMs: delay });
+    await this.queue.retryLater(job.id, message, delay);
+  }
+}

@@ -1,0 +1,46 @@
+import { dueSegments } from "../policies/due-segments.ts";
+import type { ClaimedJob, JobProgress, JobQueue } from "./job-queue.ts";
+import { query } from "./sql-files.ts";
+import { writeSegment, type SegmentWriterContext } from "./segment-writer.ts";
+
+export interface OffloadJobContext extends SegmentWriterContext {
+  queue: JobQueue;
+  segmentTargetBytes: number;
+}
+
+/**
+ * Offloads what is due on one table: plans the key ranges, then writes them one segment at a
+ * time, each committed on its own, so a failure part-way keeps what was already done and the
+ * retry finds only the rest due.
+ */
+export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Promise<JobProgress> {
+  await ctx.db.query(query("check-table"), [job.tableOid]);
+  const ranges = await dueSegments(ctx.db, job.tableOid, ctx.segmentTargetBytes);
+  const log = ctx.log.child({ job: job.id, table: job.tableName });
+  log.info("offload planned", { segments: ranges.length });
+  const progress: JobProgress = {
+    segmentsTotal: ranges.length,
+    segmentsDone: 0,
+    rowsDone: 0,
+    bytesDone: 0,
+  };
+  await ctx.queue.progress(job.id, progress);
+  for (const range of ranges) {
+    ctx.signal.throwIfAborted();
+    const before = { ...progress };
+    await writeSegment({ ...ctx, log }, job, range, (chunk) => {
+      progress.rowsDone += chunk.rows;
+      progress.bytesDone += chunk.raw_bytes;
+      // Progress is a display: a failed update must not fail the offload.
+      ctx.queue.progress(job.id, progress).catch((error) => {
+        log.warn("could not record job progress", { error });
+      });
+    }).catch((error) => {
+      Object.assign(progress, before);
+      throw error;
+    });
+    progress.segmentsDone++;
+    await ctx.queue.progress(job.id, progress);
+  }
+  return progress;
+}

@@ -1,0 +1,1 @@
+SELECT offload.abort_segment($1);

@@ -1,0 +1,156 @@
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type pg from "pg";
+import { decodeChunk } from "../storage/chunk-format.ts";
+import { objectKey } from "../storage/object-key.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { toError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { query } from "./sql-files.ts";
+
+interface ChunkRow {
+  table_name: string;
+  state: string;
+  seq: number | null;
+  object_key: string | null;
+  rows: string | null;
+  raw_bytes: string | null;
+}
+
+/** A failure to serve a segment, with what a user needs to find it: table, segment, object key. */
+export class SegmentReadError extends Error {
+  constructor(
+    readonly problem: string,
+    readonly table: string,
+    readonly segment: number,
+    readonly key?: string,
+    options?: ErrorOptions,
+  ) {
+    // Object first: PostgreSQL shows only the first 100 bytes of the line carrying this message.
+    super(
+      `pg-offload: ${problem}, ` +
+        (key ? `object ${key}, ` : "") +
+        `table ${table}, segment ${segment}`,
+      options,
+    );
+    this.name = "SegmentReadError";
+  }
+}
+
+/**
+ * Serves a segment's rows as COPY text: looks its chunks up in the virtual index, fetches each from
+ * the store, verifies it and streams it with backpressure.
+ *
+ * Once the 200 status is sent, the only way to fail the query is through the data. On any error
+ * the endpoint sends one more line holding the message followed by more fields than any table
+ * has: COPY then fails with "extra data after last expected column" and its CONTEXT line shows
+ * our message (PostgreSQL prints the first 100 bytes of the line). The connection is then cut so
+ * curl fails too. Rows already sent are never the whole answer: the query fails.
+ */
+export class ReadEndpoint {
+  private readonly server: Server;
+
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly store: ObjectStore,
+    private readonly log: Logger,
+  ) {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((error) => {
+        this.log.error("read endpoint failure", { error });
+        res.destroy();
+      });
+    });
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    this.server.listen(port, host);
+    await once(this.server, "listening");
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const match = /^\/segments\/(\d+)\/epochs\/(\d+)$/.exec(req.url ?? "");
+    if (req.method !== "GET" || !match) {
+      res.writeHead(404).end("not found\n");
+      return;
+    }
+    const segment = Number(match[1]);
+    const epoch = Number(match[2]);
+    const aborted = new AbortController();
+    res.on("close", () => aborted.abort());
+    res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+    try {
+      await this.streamSegment(segment, epoch, res, aborted.signal);
+      res.end();
+    } catch (thrown) {
+      if (aborted.signal.aborted) return; // PostgreSQL stopped reading (LIMIT, cancel): not an error.
+      const error = toError(thrown);
+      this.log.error("segment read failed", { segment, epoch, error });
+      res.end(poisonLine(error.message), () => res.destroy());
+    }
+  }
+
+  private async streamSegment(
+    segment: number,
+    epoch: number,
+    res: ServerResponse,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { rows } = await this.db.query<ChunkRow>(query("segment-chunks"), [segment, epoch]);
+    const first = rows[0];
+    if (!first) throw new SegmentReadError("segment not in the catalog", "unknown", segment);
+    if (first.state !== "committed") {
+      throw new SegmentReadError(`segment is ${first.state}`, first.table_name, segment);
+    }
+    for (const chunk of rows) {
+      if (chunk.object_key === null) {
+        throw new SegmentReadError(`no chunks for epoch ${epoch}`, first.table_name, segment);
+      }
+      const raw = await this.fetchChunk(first.table_name, segment, chunk, signal);
+      if (!res.write(raw)) await once(res, "drain", { signal });
+    }
+  }
+
+  private async fetchChunk(
+    table: string,
+    segment: number,
+    chunk: ChunkRow,
+    signal: AbortSignal,
+  ): Promise<Buffer> {
+    const key = chunk.object_key as string;
+    let stored: Buffer;
+    try {
+      stored = await this.store.get(objectKey(key), { signal });
+    } catch (error) {
+      const kind = (error as { kind?: string }).kind;
+      const problem = kind === "not_found" ? "object missing from the store" : "store read failed";
+      throw new SegmentReadError(problem, table, segment, key, { cause: error });
+    }
+    let decoded: { raw: Buffer; rows: number };
+    try {
+      decoded = decodeChunk(stored);
+    } catch (error) {
+      const reason = (error as { reason?: string }).reason ?? "unreadable chunk";
+      throw new SegmentReadError(reason, table, segment, key, { cause: error });
+    }
+    if (decoded.rows !== Number(chunk.rows) || decoded.raw.length !== Number(chunk.raw_bytes)) {
+      throw new SegmentReadError("chunk disagrees with the virtual index", table, segment, key);
+    }
+    return decoded.raw;
+  }
+}
+
+// 1,600 is PostgreSQL's column limit, so this many tab-separated fields never fit a table.
+const MORE_FIELDS_THAN_ANY_TABLE = "\t".repeat(1600);
+
+export function poisonLine(message: string): string {
+  const oneLine = message.replace(/[\t\r\n\\]/g, " ");
+  return `${oneLine}${MORE_FIELDS_THAN_ANY_TABLE}\n`;
+}

@@ -1,0 +1,1 @@
+SELECT range_lo, range_hi FROM offload.due_segments($1::oid::regclass, $2);
