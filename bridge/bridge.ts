@@ -69,6 +69,7 @@ export async function startBridge(
         queue,
         chunkBytes: config.chunkBytes,
         compressionLevel: config.compressionLevel,
+        commitLockTimeoutMs: config.commitLockTimeoutMs,
         segmentTargetBytes: config.segmentTargetBytes,
       },
       queue,

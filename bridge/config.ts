@@ -16,6 +16,8 @@ export interface BridgeConfig {
   /** About this many bytes of COPY text go into one stored chunk (one object). */
   chunkBytes: number;
   compressionLevel: number;
+  /** How long an offload's commit waits for running queries on the table before retrying later. */
+  commitLockTimeoutMs: number;
   /** Polling interval: a missed NOTIFY delays work by at most this long. */
   pollIntervalMs: number;
   /** How often every attached policy is checked for due rows. */
@@ -33,6 +35,7 @@ const DEFAULTS = {
   segmentTargetBytes: 64 * 1024 * 1024,
   chunkBytes: 8 * 1024 * 1024,
   compressionLevel: 3,
+  commitLockTimeoutMs: 5_000,
   pollIntervalMs: 5_000,
   scheduleIntervalMs: 3_600_000,
   jobLeaseMs: 60_000,
@@ -73,6 +76,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     segmentTargetBytes: int("PGOFFLOAD_SEGMENT_BYTES", DEFAULTS.segmentTargetBytes),
     chunkBytes: int("PGOFFLOAD_CHUNK_BYTES", DEFAULTS.chunkBytes),
     compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
+    commitLockTimeoutMs: int("PGOFFLOAD_COMMIT_LOCK_TIMEOUT_MS", DEFAULTS.commitLockTimeoutMs),
     pollIntervalMs: int("PGOFFLOAD_POLL_MS", DEFAULTS.pollIntervalMs),
     scheduleIntervalMs: int("PGOFFLOAD_SCHEDULE_MS", DEFAULTS.scheduleIntervalMs),
     jobLeaseMs: int("PGOFFLOAD_JOB_LEASE_MS", DEFAULTS.jobLeaseMs),

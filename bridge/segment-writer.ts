@@ -20,6 +20,8 @@ export interface SegmentWriterContext {
   endpoint: ReadEndpointAddress;
   chunkBytes: number;
   compressionLevel: number;
+  /** How long the commit may wait for queries on the table to finish before the job retries. */
+  commitLockTimeoutMs: number;
   log: Logger;
   signal: AbortSignal;
 }
@@ -141,6 +143,7 @@ async function copyUploadCommit(
     return outcome;
   }
   failpoint("before-commit");
+  await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
   const committed = await client.query(query("commit-segment"), [
     segmentId,
     JSON.stringify(chunks),

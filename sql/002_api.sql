@@ -25,7 +25,7 @@ BEGIN
   ELSIF c.relkind <> 'r' THEN
     RAISE EXCEPTION 'pg-offload: % is not a table (it is a %)', rel,
       CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-        WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || c.relkind END
+        WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || c.relkind::text END
       USING ERRCODE = 'wrong_object_type';
   ELSIF c.relispartition THEN
     RAISE EXCEPTION 'pg-offload: table % is a partition; partitioned tables are not supported yet', rel
@@ -128,6 +128,8 @@ DECLARE
   rel regclass := offload.check_table(table_name);
   p   offload.policies%ROWTYPE;
   col_type regtype;
+  problem text;
+  hint text;
 BEGIN
   SELECT * INTO p FROM offload.policies WHERE name = policy;
   IF NOT FOUND THEN
@@ -141,16 +143,19 @@ BEGIN
       USING ERRCODE = 'undefined_column';
   END IF;
   IF p.older_than IS NOT NULL AND NOT offload.is_time_type(col_type) THEN
-    RAISE EXCEPTION 'pg-offload: column "%" of table % has type %; policy "%" (older_than) needs a timestamp, timestamptz or date column',
-      p.time_column, rel, col_type, policy USING ERRCODE = 'datatype_mismatch',
-      HINT = CASE WHEN offload.is_integer_type(col_type)
-                  THEN 'For an integer column define the policy with keep_last.' END;
+    problem := 'policy "' || policy || '" (older_than) needs a timestamp, timestamptz or date column';
+    IF offload.is_integer_type(col_type) THEN
+      hint := 'For an integer column define the policy with keep_last.';
+    END IF;
+  ELSIF p.keep_last IS NOT NULL AND NOT offload.is_integer_type(col_type) THEN
+    problem := 'policy "' || policy || '" (keep_last) needs a smallint, integer or bigint column';
+    IF offload.is_time_type(col_type) THEN
+      hint := 'For a time or date column define the policy with older_than.';
+    END IF;
   END IF;
-  IF p.keep_last IS NOT NULL AND NOT offload.is_integer_type(col_type) THEN
-    RAISE EXCEPTION 'pg-offload: column "%" of table % has type %; policy "%" (keep_last) needs a smallint, integer or bigint column',
-      p.time_column, rel, col_type, policy USING ERRCODE = 'datatype_mismatch',
-      HINT = CASE WHEN offload.is_time_type(col_type)
-                  THEN 'For a time or date column define the policy with older_than.' END;
+  IF problem IS NOT NULL THEN
+    RAISE EXCEPTION 'pg-offload: column "%" of table % has type %; %', p.time_column, rel, col_type, problem
+      USING ERRCODE = 'datatype_mismatch', HINT = coalesce(hint, 'Supported key types: timestamp, timestamptz, date, smallint, integer, bigint.');
   END IF;
   IF EXISTS (SELECT FROM offload.attachments WHERE table_id = rel) THEN
     RAISE EXCEPTION 'pg-offload: table % already has a policy attached', rel

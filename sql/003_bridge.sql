@@ -142,6 +142,11 @@ BEGIN
   END IF;
   SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
 
+  -- A query planned before this commit and executed after it would miss the moved rows (its plan
+  -- lacks the new segment table, its snapshot sees them deleted). Only ACCESS EXCLUSIVE waits for
+  -- such queries; the caller's lock_timeout bounds the wait, and the job retries on timeout.
+  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', s.table_id);
+
   INSERT INTO offload.chunks (segment_id, epoch, seq, object_key, rows, raw_bytes, stored_bytes, crc32c, codec)
   SELECT segment, s.epoch, c.seq, c.object_key, c.rows, c.raw_bytes, c.stored_bytes, c.crc32c, c.codec
     FROM jsonb_to_recordset(chunks) AS c(seq int, object_key text, rows bigint, raw_bytes bigint,

@@ -44,7 +44,7 @@ describe("writes while an offload runs", () => {
       const id = nextId++;
       const age = id % 2 === 0 ? "150 days" : "1 hour";
       await db.pool.query(
-        `INSERT INTO events VALUES ($1, now() - $2::interval + $1 * interval '1 ms', 'concurrent', '{}')`,
+        `INSERT INTO events VALUES ($1::bigint, now() - $2::interval, 'concurrent', '{}')`,
         [id, age],
       );
       inserted.push(id);

@@ -29,7 +29,13 @@ export function spawnBridge(env: Record<string, string>): BridgeProcess {
     output: () => output,
     async kill(signal = "SIGKILL") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
+      // A graceful stop that hangs is a bug the test should see, but must not leave a process.
+      const forced = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const result = await exited;
+      clearTimeout(forced);
+      if (signal !== "SIGKILL" && result.signal === "SIGKILL") {
+        throw new Error(`bridge did not stop on ${signal} within 10 s:\n${output}`);
+      }
     },
   };
 }
