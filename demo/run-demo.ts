@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     );
     say("building a table of 1,000,000 rows over the last year...");
     await db.query(file("./demo-table.sql"));
+    await db.query("VACUUM ANALYZE events");
     const heapBefore = Number(
       (await db.query("SELECT pg_total_relation_size('events') AS b")).rows[0].b,
     );
