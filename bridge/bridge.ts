@@ -79,13 +79,16 @@ export async function startBridge(
     cleanups.push(() => worker.stop());
     const listener = new JobListener(config.databaseUrl, () => worker.wake(), log);
     cleanups.push(() => listener.stop());
-    const schedule = setInterval(() => {
+    const runSchedule = () =>
       enqueueScheduledJobs(db, config.scheduleIntervalMs).then(
         (queued) => queued > 0 && worker.wake(),
         (error) => log.warn("scheduling failed", { error: toError(error) }),
       );
-    }, config.scheduleIntervalMs);
-    cleanups.push(async () => clearInterval(schedule));
+    if (config.scheduleIntervalMs > 0) {
+      void runSchedule();
+      const schedule = setInterval(runSchedule, config.scheduleIntervalMs);
+      cleanups.push(async () => clearInterval(schedule));
+    }
     log.info("bridge started", { endpoint, store: store.description });
     return { endpoint, db, store, wake: () => worker.wake(), stop };
   } catch (error) {

@@ -20,7 +20,7 @@ export interface BridgeConfig {
   commitLockTimeoutMs: number;
   /** Polling interval: a missed NOTIFY delays work by at most this long. */
   pollIntervalMs: number;
-  /** How often every attached policy is checked for due rows. */
+  /** How often every attached table gets a scheduled job (also once at start-up); 0: never. */
   scheduleIntervalMs: number;
   /** A running job whose heartbeat is older than this is taken over by another bridge. */
   jobLeaseMs: number;
@@ -78,7 +78,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
     commitLockTimeoutMs: int("PGOFFLOAD_COMMIT_LOCK_TIMEOUT_MS", DEFAULTS.commitLockTimeoutMs),
     pollIntervalMs: int("PGOFFLOAD_POLL_MS", DEFAULTS.pollIntervalMs),
-    scheduleIntervalMs: int("PGOFFLOAD_SCHEDULE_MS", DEFAULTS.scheduleIntervalMs),
+    scheduleIntervalMs: int("PGOFFLOAD_SCHEDULE_MS", DEFAULTS.scheduleIntervalMs, 0),
     jobLeaseMs: int("PGOFFLOAD_JOB_LEASE_MS", DEFAULTS.jobLeaseMs),
     maxAttempts: int("PGOFFLOAD_MAX_ATTEMPTS", DEFAULTS.maxAttempts),
     retryBaseDelayMs: int("PGOFFLOAD_RETRY_BASE_MS", DEFAULTS.retryBaseDelayMs, 0),

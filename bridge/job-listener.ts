@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "./db.ts";
 import { backoffDelayMs, toError } from "./errors.ts";
@@ -11,8 +12,7 @@ export const JOBS_CHANNEL = "offload_jobs";
  * a latency hint: the worker polls anyway.
  */
 export class JobListener {
-  private stopped = false;
-  private client: ReturnType<typeof createClient> | undefined;
+  private readonly stopping = new AbortController();
   private readonly done: Promise<void>;
 
   constructor(
@@ -24,42 +24,43 @@ export class JobListener {
   }
 
   private async loop(): Promise<void> {
-    for (let failures = 0; !this.stopped;) {
+    const stopped = once(this.stopping.signal, "abort").then(() => undefined);
+    for (let failures = 0; !this.stopping.signal.aborted;) {
       try {
-        await this.listenUntilDisconnected();
+        await this.listenUntilDisconnected(stopped);
         failures = 0;
       } catch (thrown) {
-        if (this.stopped) break;
+        if (this.stopping.signal.aborted) break;
         failures++;
         this.log.warn("job listener disconnected; reconnecting", { error: toError(thrown) });
-        await sleep(backoffDelayMs(failures, 500, 30_000));
+        await Promise.race([sleep(backoffDelayMs(failures, 500, 30_000)), stopped]);
       }
     }
   }
 
-  private async listenUntilDisconnected(): Promise<void> {
+  private async listenUntilDisconnected(stopped: Promise<void>): Promise<void> {
     const client = createClient(this.databaseUrl);
-    this.client = client;
     const lost = new Promise<never>((_, reject) => {
       client.on("error", reject);
       client.on("end", () => reject(new Error("listener connection ended")));
     });
-    lost.catch(() => {});
+    lost.catch(() => {}); // observed through the race below
     try {
-      await client.connect();
+      await Promise.race([client.connect(), stopped]);
+      if (this.stopping.signal.aborted) return;
       client.on("notification", () => this.wake());
       await client.query(`LISTEN ${JOBS_CHANNEL}`);
       this.wake();
-      await lost;
+      await Promise.race([lost, stopped]);
     } finally {
-      this.client = undefined;
-      await client.end().catch(() => {});
+      client.removeAllListeners("notification");
+      // end() can wait forever on a connection still being opened; do not let it hold up stop().
+      await Promise.race([client.end().catch(() => {}), sleep(1_000)]);
     }
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.client?.end().catch(() => {});
+    this.stopping.abort();
     await this.done;
   }
 }

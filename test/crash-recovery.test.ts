@@ -35,6 +35,7 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
       PGOFFLOAD_SEGMENT_BYTES: String(384 * 1024),
       PGOFFLOAD_CHUNK_BYTES: String(48 * 1024),
       PGOFFLOAD_POLL_MS: "200",
+      PGOFFLOAD_SCHEDULE_MS: "0",
       PGOFFLOAD_JOB_LEASE_MS: "1500",
       PGOFFLOAD_RETRY_BASE_MS: "100",
       PGOFFLOAD_MAX_ATTEMPTS: "20",

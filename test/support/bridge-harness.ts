@@ -30,7 +30,10 @@ export async function testStoreConfig(kind: StoreKind): Promise<{
   };
 }
 
-/** Settings that make a test bridge quick: tiny chunks and segments, fast polling and leases. */
+/**
+ * Settings that make a test bridge quick (tiny chunks and segments, fast polling and leases) and
+ * predictable: no schedule, so jobs run only when a test asks.
+ */
 export function testBridgeConfig(
   databaseUrl: string,
   store: StoreConfig,
@@ -43,7 +46,7 @@ export function testBridgeConfig(
       chunkBytes: 64 * 1024,
       segmentTargetBytes: 1024 * 1024,
       pollIntervalMs: 200,
-      scheduleIntervalMs: 3_600_000,
+      scheduleIntervalMs: 0,
       jobLeaseMs: 3_000,
       retryBaseDelayMs: 100,
       ...overrides,
