@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     globalSetup: ["test/support/global-setup.ts"],
     include: ["test/**/*.test.ts"],
+    // The JSON report lets CI print a plain "N passed, N failed" line.
+    reporters: ["default", ["json", { outputFile: ".tmp/test-results.json" }]],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // One PostgreSQL serves every file; two cores do not gain from more parallel files.

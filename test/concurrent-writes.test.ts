@@ -6,7 +6,7 @@ import {
   testStoreConfig,
   waitForJob,
 } from "./support/bridge-harness.ts";
-import { duplicatedIds } from "./support/digest.ts";
+import { duplicatedIds, tableDigest } from "./support/digest.ts";
 import { fixture } from "./support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
 
@@ -21,7 +21,12 @@ describe("writes while an offload runs", () => {
     cleanupStore = store.cleanup;
     bridge = await startTestBridge(db.url, store.config, {
       // Concurrent updates make commits fail until they stop: allow many quick retries.
-      overrides: { segmentTargetBytes: 128 * 1024, chunkBytes: 16 * 1024, maxAttempts: 50 },
+      overrides: {
+        segmentTargetBytes: 128 * 1024,
+        chunkBytes: 16 * 1024,
+        maxAttempts: 50,
+        commitLockTimeoutMs: 300,
+      },
     });
     await db.pool.query(fixture("events-table.sql"));
   });
@@ -95,5 +100,35 @@ describe("writes while an offload runs", () => {
     );
     expect(counted[0]).toEqual({ updated: updates, n: 3000 });
     expect(await duplicatedIds(db.pool, "events")).toBe(0);
+  });
+  it("never commits under a running query on the table: waits, and retries past the lock timeout", async () => {
+    await db.pool.query(
+      "INSERT INTO events SELECT 3000000 + i, now() - interval '45 days' + i * interval '1 s', 'locked', '{}' FROM generate_series(1, 500) i",
+    );
+    const before = await tableDigest(db.pool, "events");
+    const reader = await db.pool.connect();
+    try {
+      // A transaction that has read the table holds a lock the offload's commit must wait for.
+      await reader.query("BEGIN");
+      await reader.query("SELECT count(*) FROM events");
+      const { rows } = await db.pool.query("SELECT offload.run('events') AS id");
+      const jobId = Number(rows[0].id);
+      let job: { attempts: number; last_error: string | null } | undefined;
+      for (let i = 0; i < 100; i++) {
+        job = (await db.pool.query("SELECT * FROM offload.jobs WHERE id = $1", [jobId])).rows[0];
+        if (job && job.attempts >= 2) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(job?.last_error).toMatch(/lock timeout/);
+      await reader.query("COMMIT");
+      expect((await waitForJob(db.pool, jobId)).state).toBe("succeeded");
+    } finally {
+      reader.release();
+    }
+    expect(await tableDigest(db.pool, "events")).toBe(before);
+    const { rows } = await db.pool.query(
+      "SELECT count(*)::int AS n FROM ONLY events WHERE kind = 'locked'",
+    );
+    expect(rows[0].n).toBe(0);
   });
 });

@@ -29,6 +29,7 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
   let store: FaultyStore;
   let cleanupStore: () => Promise<void>;
   const before = new Map<string, string[]>();
+  let beforeOddSession: string[];
 
   beforeAll(async () => {
     db = await createTestDatabase(`roundtrip-${storeKind}`);
@@ -42,6 +43,7 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
     await db.pool.query(fixture("awkward-table.sql"));
     await db.pool.query("ANALYZE awkward");
     for (const sql of QUERIES) before.set(sql, await resultSet(db.pool, sql));
+    beforeOddSession = await inOddSession(db, QUERIES[0]!);
     await db.pool.query(
       "SELECT offload.define_policy('cold_after_30d', time_column => 'created_at', older_than => interval '30 days')",
     );
@@ -79,6 +81,10 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
     for (const sql of QUERIES) {
       expect(await resultSet(db.pool, sql), sql).toEqual(before.get(sql));
     }
+  });
+
+  it("reads the same values in a session with other date, interval, zone and output settings", async () => {
+    expect(await inOddSession(db, QUERIES[0]!)).toEqual(beforeOddSession);
   });
 
   it("skips cold segments for a query on the hot range: no segment scan planned, no store read", async () => {
@@ -128,3 +134,17 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
     expect(await resultSet(db.pool, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
   });
 });
+
+// The segment reader parses COPY text in the querying session: its settings must not matter.
+async function inOddSession(db: TestDatabase, sql: string): Promise<string[]> {
+  const client = await db.pool.connect();
+  try {
+    await client.query(`SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'sql_standard';
+      SET TimeZone = 'Asia/Kolkata'; SET extra_float_digits = 0; SET bytea_output = 'escape';
+      SET client_encoding = 'UTF8'`);
+    return await resultSet(client, sql);
+  } finally {
+    await client.query("RESET ALL");
+    client.release();
+  }
+}

@@ -8,20 +8,12 @@ import { LOCAL_TEMP_DIR, LocalStore } from "../../storage/local-store.ts";
 import { objectKey } from "../../storage/object-key.ts";
 import type { ObjectInfo, ObjectKey } from "../../storage/object-store.ts";
 import { StoreError } from "../../storage/store-errors.ts";
+import { storeFailure } from "../support/store-assertions.ts";
 
 async function keys(iterable: AsyncIterable<ObjectInfo>): Promise<string[]> {
   const out: string[] = [];
   for await (const { key } of iterable) out.push(key);
   return out;
-}
-
-async function failure(promise: Promise<unknown>): Promise<StoreError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(StoreError);
-  return error as StoreError;
 }
 
 describe("LocalStore", () => {
@@ -99,7 +91,7 @@ describe("LocalStore", () => {
         expect((await store.get(key)).equals(body)).toBe(true);
       } else {
         expect((outcome as StoreError).kind).toBe("cancelled");
-        expect((await failure(store.get(key))).kind).toBe("not_found");
+        expect((await storeFailure(store.get(key))).kind).toBe("not_found");
       }
       expect(await tempFiles()).toEqual([]);
     }
@@ -108,11 +100,11 @@ describe("LocalStore", () => {
   it("a put that fails part-way removes its temporary file", async () => {
     await store.put(objectKey("file"), Buffer.from("x"));
     // "file" is a file, so "file/child" cannot become one: the failure comes after the write.
-    const error = await failure(store.put(objectKey("file/child"), Buffer.from("y")));
+    const error = await storeFailure(store.put(objectKey("file/child"), Buffer.from("y")));
     expect(error.kind).toBe("bad_input");
     expect(error.message).toContain("file/child");
     expect(await tempFiles()).toEqual([]);
-    expect((await failure(store.get(objectKey("file/child")))).kind).toBe("not_found");
+    expect((await storeFailure(store.get(objectKey("file/child")))).kind).toBe("not_found");
   });
 
   it("never lists temporary files, including ones a crash left behind", async () => {
@@ -125,9 +117,9 @@ describe("LocalStore", () => {
 
   it("refuses keys inside its temporary directory", async () => {
     const key = objectKey(`${LOCAL_TEMP_DIR}/x`);
-    expect((await failure(store.put(key, Buffer.from("x")))).kind).toBe("bad_input");
-    expect((await failure(store.get(key))).kind).toBe("bad_input");
-    expect((await failure(store.delete(key))).kind).toBe("bad_input");
+    expect((await storeFailure(store.put(key, Buffer.from("x")))).kind).toBe("bad_input");
+    expect((await storeFailure(store.get(key))).kind).toBe("bad_input");
+    expect((await storeFailure(store.delete(key))).kind).toBe("bad_input");
   });
 
   it("lists in byte order, like S3, across files and directories", async () => {
@@ -150,14 +142,14 @@ describe("LocalStore", () => {
 
   it("treats a directory where an object would be as a missing object", async () => {
     await store.put(objectKey("d/inner"), Buffer.from("x"));
-    expect((await failure(store.get(objectKey("d")))).kind).toBe("not_found");
+    expect((await storeFailure(store.get(objectKey("d")))).kind).toBe("not_found");
     await store.delete(objectKey("d"));
     expect(existsSync(join(root, "d", "inner"))).toBe(true);
   });
 
   it("validates keys again, so a cast string cannot leave the root", async () => {
     const escape = "../outside" as ObjectKey;
-    expect((await failure(store.put(escape, Buffer.from("x")))).kind).toBe("bad_input");
+    expect((await storeFailure(store.put(escape, Buffer.from("x")))).kind).toBe("bad_input");
     expect(existsSync(join(root, "..", "outside"))).toBe(false);
   });
 });

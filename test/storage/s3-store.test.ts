@@ -8,17 +8,9 @@ import { objectKey } from "../../storage/object-key.ts";
 import type { ObjectStore } from "../../storage/object-store.ts";
 import { S3Store, type S3StoreOptions } from "../../storage/s3-store.ts";
 import { StoreError } from "../../storage/store-errors.ts";
+import { storeFailure } from "../support/store-assertions.ts";
 
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };
-
-async function failure(promise: Promise<unknown>): Promise<StoreError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(StoreError);
-  return error as StoreError;
-}
 
 async function keys(store: ObjectStore, prefix = ""): Promise<string[]> {
   const out: string[] = [];
@@ -109,7 +101,7 @@ describe("S3Store against scripted HTTP answers", () => {
   ])("an HTTP %i %s becomes kind %s (retryable: %s)", async (status, code, kind, retryable) => {
     answer(status, code);
     const store = storeWith();
-    const error = await failure(store.get(objectKey("k")));
+    const error = await storeFailure(store.get(objectKey("k")));
     expect(error.kind).toBe(kind);
     expect(error.retryable).toBe(retryable);
     expect(error.key).toBe("k");
@@ -120,7 +112,9 @@ describe("S3Store against scripted HTTP answers", () => {
   it("retries server errors within the call, up to maxAttempts", async () => {
     answer(500, "InternalError");
     const store = storeWith({ maxAttempts: 3 });
-    expect((await failure(store.put(objectKey("k"), Buffer.from("x")))).kind).toBe("unavailable");
+    expect((await storeFailure(store.put(objectKey("k"), Buffer.from("x")))).kind).toBe(
+      "unavailable",
+    );
     expect(requests.length).toBe(3);
     store.destroy();
   });
@@ -128,7 +122,7 @@ describe("S3Store against scripted HTTP answers", () => {
   it("a dropped connection is unavailable and retryable", async () => {
     handler = (req) => req.socket.destroy();
     const store = storeWith();
-    const error = await failure(store.get(objectKey("k")));
+    const error = await storeFailure(store.get(objectKey("k")));
     expect(error.kind).toBe("unavailable");
     expect(error.retryable).toBe(true);
     store.destroy();
@@ -140,7 +134,7 @@ describe("S3Store against scripted HTTP answers", () => {
       res.write(Buffer.alloc(50), () => req.socket.destroy());
     };
     const store = storeWith();
-    const error = await failure(store.get(objectKey("k")));
+    const error = await storeFailure(store.get(objectKey("k")));
     expect(error.retryable).toBe(true);
     store.destroy();
   });
@@ -151,7 +145,7 @@ describe("S3Store against scripted HTTP answers", () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
     const started = Date.now();
-    const error = await failure(store.get(objectKey("k"), { signal: controller.signal }));
+    const error = await storeFailure(store.get(objectKey("k"), { signal: controller.signal }));
     expect(error.kind).toBe("cancelled");
     expect(Date.now() - started).toBeLessThan(5_000);
     store.destroy();
