@@ -1,4 +1,4 @@
-import { dueSegments } from "../policies/due-segments.ts";
+import { dueSegments, writeSettings } from "../policies/due-segments.ts";
 import type { ClaimedJob, JobProgress, JobQueue } from "./job-queue.ts";
 import { query } from "./sql-files.ts";
 import { writeSegment, type SegmentWriterContext } from "./segment-writer.ts";
@@ -16,6 +16,7 @@ export interface OffloadJobContext extends SegmentWriterContext {
 export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Promise<JobProgress> {
   await ctx.db.query(query("check-table"), [job.tableOid]);
   const ranges = await dueSegments(ctx.db, job.tableOid, ctx.segmentTargetBytes);
+  const settings = await writeSettings(ctx.db, job.tableOid, ctx);
   const log = ctx.log.child({ job: job.id, table: job.tableName });
   log.info("offload planned", { segments: ranges.length });
   const progress: JobProgress = {
@@ -28,7 +29,7 @@ export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
   for (const range of ranges) {
     ctx.signal.throwIfAborted();
     const before = { ...progress };
-    await writeSegment({ ...ctx, log }, job, range, (chunk) => {
+    await writeSegment({ ...ctx, ...settings, log }, job, range, (chunk) => {
       progress.rowsDone += chunk.rows;
       progress.bytesDone += chunk.raw_bytes;
       // Progress is a display: a failed update must not fail the offload.

@@ -6,6 +6,7 @@ import { to as copyTo } from "pg-copy-streams";
 import { encodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import type { DueSegment } from "../policies/due-segments.ts";
 import { CopyChunker, type RawChunk } from "./copy-chunker.ts";
 import { sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
@@ -24,11 +25,6 @@ export interface SegmentWriterContext {
   commitLockTimeoutMs: number;
   log: Logger;
   signal: AbortSignal;
-}
-
-export interface SegmentRange {
-  lo: string;
-  hi: string;
 }
 
 export interface WrittenChunk {
@@ -60,24 +56,29 @@ export interface SegmentOutcome {
 export async function writeSegment(
   ctx: SegmentWriterContext,
   job: { id: number; tableOid: number },
-  range: SegmentRange,
+  due: DueSegment,
   onChunk: (chunk: WrittenChunk) => void,
 ): Promise<SegmentOutcome> {
   const { rows } = await ctx.db.query(query("begin-segment"), [
     job.id,
     job.tableOid,
-    range.lo,
-    range.hi,
+    due.lo,
+    due.hi,
     ctx.store.description,
+    due.partition ?? null,
   ]);
   const segmentId = Number(rows[0].id);
-  const log = ctx.log.child({ segment: segmentId });
+  const log = ctx.log.child({ segment: segmentId, partition: due.partition });
   failpoint("after-begin-segment");
+  const lock = await ctx.db.query(query("segment-lock-statement"), [segmentId]);
 
   const client = await ctx.db.connect();
   let broken: Error | undefined;
   try {
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+    // A partition is dropped at the commit, so writes to it must wait until then. The LOCK comes
+    // before any query, so the snapshot the copy reads is taken after it.
+    if (lock.rows[0]?.sql) await client.query(lock.rows[0].sql);
     const outcome = await copyUploadCommit(ctx, client, segmentId, onChunk);
     log.info(outcome.segmentTable ? "segment committed" : "segment range was empty", {
       rows: outcome.rows,

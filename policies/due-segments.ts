@@ -1,20 +1,49 @@
 import type pg from "pg";
 import { sqlFile } from "../bridge/sql-files.ts";
-import type { SegmentRange } from "../bridge/segment-writer.ts";
 
 const QUERIES = new URL("./queries/", import.meta.url);
 
+/** One unit of offload: a key range of a plain table, or a whole partition. */
+export interface DueSegment {
+  lo: string;
+  hi: string;
+  /** The heap partition to replace (its name as PostgreSQL quotes it), for partitioned tables. */
+  partition?: string;
+}
+
 /**
- * The key ranges of a table that its policy says are due now, cut so that each holds about
- * `targetBytes` of heap. Computed by offload.due_segments() in SQL with one sort of the due keys.
+ * What a table's policy says is due now: key ranges of about `segmentBytes` of heap each (unless
+ * the policy sets its own size), or whole partitions. Computed by offload.plan_offload() in SQL.
  */
 export async function dueSegments(
   db: pg.Pool,
   tableOid: number,
-  targetBytes: number,
-): Promise<SegmentRange[]> {
-  const { rows } = await db.query(sqlFile(QUERIES, "due-segments"), [tableOid, targetBytes]);
-  return rows.map((r) => ({ lo: r.range_lo, hi: r.range_hi }));
+  segmentBytes: number,
+): Promise<DueSegment[]> {
+  const { rows } = await db.query(sqlFile(QUERIES, "plan-offload"), [tableOid, segmentBytes]);
+  return rows.map((r) => ({
+    lo: r.range_lo,
+    hi: r.range_hi,
+    partition: r.partition_table ?? undefined,
+  }));
+}
+
+export interface WriteSettings {
+  chunkBytes: number;
+  compressionLevel: number;
+}
+
+/** The policy's chunk size and compression level, where it sets them, else the defaults given. */
+export async function writeSettings(
+  db: pg.Pool,
+  tableOid: number,
+  defaults: WriteSettings,
+): Promise<WriteSettings> {
+  const { rows } = await db.query(sqlFile(QUERIES, "write-settings"), [tableOid]);
+  return {
+    chunkBytes: Number(rows[0]?.chunk_bytes ?? defaults.chunkBytes),
+    compressionLevel: Number(rows[0]?.compression_level ?? defaults.compressionLevel),
+  };
 }
 
 /** Queues a job for every attached table that has not had one for `intervalMs`. */

@@ -21,6 +21,12 @@ describe("definition-time validation in SQL", () => {
       CREATE TABLE events (id bigint, created_at timestamptz, day date, n int, label text);
       CREATE TABLE parted (id int, at timestamptz) PARTITION BY RANGE (at);
       CREATE TABLE parted_2024 PARTITION OF parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+      CREATE TABLE listed (id int, created_at timestamptz) PARTITION BY LIST (id);
+      CREATE TABLE parted_pk (id int, created_at timestamptz, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+      CREATE TABLE parted2 (id int, at timestamptz, created_at timestamptz) PARTITION BY RANGE (at);
+      CREATE TABLE multi (id int, at timestamptz) PARTITION BY RANGE (at);
+      CREATE TABLE multi_2024 PARTITION OF multi FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY RANGE (at);
+      CREATE TABLE with_json (created_at timestamptz, doc json);
       CREATE UNLOGGED TABLE scratch (at timestamptz);
       CREATE VIEW events_view AS SELECT * FROM events;
       CREATE TABLE no_n (created_at timestamptz);
@@ -34,6 +40,9 @@ describe("definition-time validation in SQL", () => {
       SELECT offload.define_policy('by_id', time_column => 'n', keep_last => 1000);
       SELECT offload.define_policy('on_label', time_column => 'label', older_than => interval '1 day');
       SELECT offload.define_policy('on_missing', time_column => 'nope', older_than => interval '1 day');
+      SELECT offload.define_policy('p_at', time_column => 'at', older_than => interval '1 day');
+      SELECT offload.define_policy('zone_missing', 'created_at', interval '1 day', zone_map_columns => '{nope}');
+      SELECT offload.define_policy('zone_json', 'created_at', interval '1 day', zone_map_columns => '{doc}');
     `);
   });
 
@@ -86,6 +95,48 @@ describe("definition-time validation in SQL", () => {
       /policy "p90" already exists/,
     ],
     [
+      "a negative idle_for",
+      "SELECT offload.define_policy('x', 'created_at', idle_for => interval '-1 hour')",
+      "22023",
+      /idle_for must be a positive interval/,
+    ],
+    [
+      "a negative keep_hot_bytes",
+      "SELECT offload.define_policy('x', 'created_at', keep_hot_bytes => -1)",
+      "22023",
+      /keep_hot_bytes must be zero or more/,
+    ],
+    [
+      "two rules",
+      "SELECT offload.define_policy('x', 'created_at', idle_for => interval '1 day', keep_hot_bytes => 10)",
+      "22023",
+      /exactly one of/,
+    ],
+    [
+      "a tiny segment size",
+      "SELECT offload.define_policy('x', 'created_at', interval '1 day', segment_bytes => 100)",
+      "22023",
+      /segment_bytes must be at least 65536/,
+    ],
+    [
+      "a chunk size out of range",
+      "SELECT offload.define_policy('x', 'created_at', interval '1 day', chunk_bytes => 1000000000)",
+      "22023",
+      /chunk_bytes must be between 4096/,
+    ],
+    [
+      "a compression level out of range",
+      "SELECT offload.define_policy('x', 'created_at', interval '1 day', compression_level => 23)",
+      "22023",
+      /compression_level must be between 0 \(none\) and 22/,
+    ],
+    [
+      "an empty zone-map column",
+      "SELECT offload.define_policy('x', 'created_at', interval '1 day', zone_map_columns => '{\"\"}')",
+      "22023",
+      /zone_map_columns of policy "x" has an empty name/,
+    ],
+    [
       "a bad interval literal",
       "SELECT offload.define_policy('x', 'created_at', interval '90 dayz')",
       "22007",
@@ -129,16 +180,52 @@ describe("definition-time validation in SQL", () => {
       /column "n"/,
     ],
     [
-      "a partitioned table",
-      "SELECT offload.attach_policy('parted', 'p90')",
+      "a LIST-partitioned table",
+      "SELECT offload.attach_policy('listed', 'p90')",
       "0A000",
-      /partitioned tables are not supported yet/,
+      /public.listed is LIST partitioned; only RANGE partitioning is supported/,
+    ],
+    [
+      "a partitioned table with a unique index",
+      "SELECT offload.attach_policy('parted_pk', 'p90')",
+      "0A000",
+      /has unique index public.parted_pk_pkey/,
+    ],
+    [
+      "multi-level partitioning",
+      "SELECT offload.attach_policy('multi', 'p_at')",
+      "0A000",
+      /sub-partitioned partition public.multi_2024; multi-level partitioning is not supported/,
+    ],
+    [
+      "a policy column a partitioned table lacks",
+      "SELECT offload.attach_policy('parted', 'p90')",
+      "42703",
+      /column "created_at" of policy "p90" does not exist in table public.parted/,
+    ],
+    [
+      "a partitioned table and a policy on another column",
+      "SELECT offload.attach_policy('parted2', 'p90')",
+      "22023",
+      /public.parted2 is partitioned by "at", but policy "p90" uses column "created_at"/,
+    ],
+    [
+      "a zone-map column the table lacks",
+      "SELECT offload.attach_policy('events', 'zone_missing')",
+      "42703",
+      /zone-map column "nope" of policy "zone_missing" does not exist in table public.events/,
+    ],
+    [
+      "a zone-map column without an ordering",
+      "SELECT offload.attach_policy('with_json', 'zone_json')",
+      "42804",
+      /zone-map column "doc" of table public.with_json has type json, which has no ordering/,
     ],
     [
       "a partition",
       "SELECT offload.attach_policy('parted_2024', 'p90')",
       "0A000",
-      /is a partition/,
+      /public.parted_2024 is a partition; attach the policy to its partitioned table public.parted/,
     ],
     [
       "an unlogged table",

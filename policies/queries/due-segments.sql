@@ -1,1 +1,0 @@
-SELECT range_lo, range_hi FROM offload.due_segments($1::oid::regclass, $2);
