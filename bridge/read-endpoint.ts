@@ -12,6 +12,7 @@ import { query } from "./sql-files.ts";
 interface ChunkRow {
   table_name: string;
   state: string;
+  segment_rows: string | null;
   seq: number | null;
   object_key: string | null;
   rows: string | null;
@@ -109,6 +110,7 @@ export class ReadEndpoint {
     if (first.state !== "committed") {
       throw new SegmentReadError(`segment is ${first.state}`, first.table_name, segment);
     }
+    if (Number(first.segment_rows) === 0) return; // an offloaded empty partition
     for (const chunk of rows) {
       if (chunk.object_key === null) {
         throw new SegmentReadError(`no chunks for epoch ${epoch}`, first.table_name, segment);

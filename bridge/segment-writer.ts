@@ -79,7 +79,7 @@ export async function writeSegment(
     // A partition is dropped at the commit, so writes to it must wait until then. The LOCK comes
     // before any query, so the snapshot the copy reads is taken after it.
     if (lock.rows[0]?.sql) await client.query(lock.rows[0].sql);
-    const outcome = await copyUploadCommit(ctx, client, segmentId, onChunk);
+    const outcome = await copyUploadCommit(ctx, client, segmentId, Boolean(due.partition), onChunk);
     log.info(outcome.segmentTable ? "segment committed" : "segment range was empty", {
       rows: outcome.rows,
       rawBytes: outcome.rawBytes,
@@ -110,6 +110,7 @@ async function copyUploadCommit(
   ctx: SegmentWriterContext,
   client: pg.PoolClient,
   segmentId: number,
+  isPartition: boolean,
   onChunk: (chunk: WrittenChunk) => void,
 ): Promise<SegmentOutcome> {
   const { rows } = await client.query(query("segment-copy-statement"), [segmentId]);
@@ -138,7 +139,9 @@ async function copyUploadCommit(
     rawBytes: chunks.reduce((sum, c) => sum + c.raw_bytes, 0),
     storedBytes: chunks.reduce((sum, c) => sum + c.stored_bytes, 0),
   };
-  if (copiedRows === 0) {
+  // An empty key range is simply skipped; an empty due partition is still replaced, so that it
+  // stops taking (and holding) late rows like its offloaded neighbours.
+  if (copiedRows === 0 && !isPartition) {
     await client.query("ROLLBACK");
     await ctx.db.query(query("abort-segment"), [segmentId]);
     return outcome;

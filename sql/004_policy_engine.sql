@@ -591,6 +591,15 @@ BEGIN
   -- a WHERE on the column can exclude the segment too.
   s.zone_map := offload.segment_zone_map(segment);
   checks := '';
+  IF copied_rows = 0 THEN
+    -- Nothing can match an empty segment. The planner refutes "col IS NULL" from any strict
+    -- condition on col (it does not use a constant false), so name the key and zone-map columns.
+    SELECT format(', CONSTRAINT %I CHECK (%s)', 'offloaded_' || segment || '_empty',
+                  string_agg(format('%I IS NULL', c), ' AND '))
+      INTO checks
+      FROM unnest(ARRAY[s.key_column] || (SELECT p.zone_map_columns FROM offload.attachments a
+             JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = s.table_id)) c;
+  END IF;
   FOR zone IN SELECT key, value->>0 AS lo, value->>1 AS hi FROM jsonb_each(s.zone_map) LOOP
     checks := checks || format(', CONSTRAINT %I CHECK (%I >= %L::%s AND %I <= %L::%s)',
       left(zone.key, 40) || '_zone_' || segment, zone.key, zone.lo,
@@ -649,8 +658,8 @@ BEGIN
   UPDATE offload.segments
      SET state = 'committed', segment_table = seg_table, committed_at = now(), rows = copied_rows,
          zone_map = s.zone_map,
-         raw_bytes = (SELECT sum(c.raw_bytes) FROM offload.chunks c WHERE c.segment_id = segment),
-         stored_bytes = (SELECT sum(c.stored_bytes) FROM offload.chunks c WHERE c.segment_id = segment)
+         raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment),
+         stored_bytes = (SELECT coalesce(sum(c.stored_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment)
    WHERE id = segment;
   RETURN seg_table;
 END $$;

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningBridge } from "../bridge/bridge.ts";
+import { FaultyStore } from "../storage/faulty-store.ts";
+import { openStore } from "../storage/open-store.ts";
+import {
+  offloadNow,
+  startTestBridge,
+  testStoreConfig,
+  type StoreKind,
+} from "./support/bridge-harness.ts";
+import { fixture, resultSet } from "./support/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
+
+const RECENT = new Date(Date.now() - 7 * 86_400_000).toISOString();
+const QUERIES = [
+  "SELECT * FROM metrics ORDER BY id",
+  "SELECT device, count(*), sum(reading), max(created_at) FROM metrics GROUP BY device ORDER BY device",
+  "SELECT tableoid <> 0 AS t, count(*) FROM metrics WHERE note LIKE E'n\\t1%' GROUP BY 1",
+];
+
+async function partitions(db: TestDatabase): Promise<Array<{ name: string; kind: string }>> {
+  const { rows } = await db.pool.query(
+    `SELECT c.relname AS name, c.relkind AS kind FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = 'metrics'::regclass ORDER BY c.relname`,
+  );
+  return rows;
+}
+
+describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", (storeKind) => {
+  let db: TestDatabase;
+  let bridge: RunningBridge;
+  let store: FaultyStore;
+  let cleanupStore: () => Promise<void>;
+  const before = new Map<string, string[]>();
+  let preview: Array<{ partition_table: string; rows: string }>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(`partitioned-${storeKind}`);
+    const config = await testStoreConfig(storeKind);
+    cleanupStore = config.cleanup;
+    store = new FaultyStore(openStore(config.config));
+    bridge = await startTestBridge(db.url, config.config, { objectStore: store });
+    await db.pool.query(fixture("partitioned-table.sql"));
+    for (const sql of QUERIES) before.set(sql, await resultSet(db.pool, sql));
+    await db.pool.query(
+      "SELECT offload.define_policy('cold_60d', 'created_at', interval '60 days', zone_map_columns => '{id}')",
+    );
+    await db.pool.query("SELECT offload.attach_policy('metrics', 'cold_60d')");
+  });
+
+  afterAll(async () => {
+    await bridge?.stop();
+    await db?.drop();
+    await cleanupStore?.();
+  });
+
+  it("previews the partitions that are due, without changing anything", async () => {
+    const { rows } = await db.pool.query("SELECT * FROM offload.preview('metrics')");
+    preview = rows;
+    expect(rows.length).toBeGreaterThanOrEqual(5);
+    expect(rows.map((r) => r.partition_table).join(",")).not.toMatch(/default/);
+    expect(rows.reduce((sum, r) => sum + Number(r.rows), 0)).toBeGreaterThan(3000);
+    expect((await partitions(db)).every((p) => p.kind === "r")).toBe(true);
+  });
+
+  it("replaces each due partition with a foreign partition of the same bounds", async () => {
+    const job = await offloadNow(db.pool, "metrics");
+    expect(job).toMatchObject({ state: "succeeded", segments_done: preview.length });
+    const parts = await partitions(db);
+    const cold = parts.filter((p) => p.kind === "f");
+    expect(cold.length).toBe(preview.length);
+    for (const p of cold) expect(p.name).toMatch(/^metrics.*__offloaded_\d+$/);
+    expect(cold.map((p) => p.name).join()).toMatch(/metrics_p\d{8}__offloaded_/);
+    expect(parts.find((p) => p.name === "metrics_default")?.kind).toBe("r");
+    const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM metrics_default");
+    expect(rows[0].n).toBe(2);
+  });
+
+  it("answers every query exactly as before", async () => {
+    for (const sql of QUERIES) expect(await resultSet(db.pool, sql), sql).toEqual(before.get(sql));
+  });
+
+  it("prunes cold partitions for the hot range, at plan time and at run time", async () => {
+    const plan = await db.pool.query(
+      `EXPLAIN SELECT count(*) FROM metrics WHERE created_at > '${RECENT}'`,
+    );
+    expect(plan.rows.map((r) => r["QUERY PLAN"]).join("\n")).not.toMatch(/Foreign Scan/);
+    const reads = store.calls.get;
+    await db.pool.query(`SELECT count(*) FROM metrics WHERE created_at > '${RECENT}'`);
+    await db.pool.query(
+      "SELECT count(*) FROM metrics WHERE created_at > now() - interval '7 days'",
+    );
+    expect(store.calls.get).toBe(reads);
+  });
+
+  it("prunes by zone map too: a WHERE on a zone-map column skips segments that cannot hold it", async () => {
+    const plan = await db.pool.query("EXPLAIN SELECT * FROM metrics WHERE id = 5700");
+    expect(plan.rows.map((r) => r["QUERY PLAN"]).join("\n")).not.toMatch(/Foreign Scan/);
+    const oldId = await db.pool.query("EXPLAIN SELECT * FROM metrics WHERE id = 10");
+    expect(
+      oldId.rows
+        .map((r) => r["QUERY PLAN"])
+        .join("\n")
+        .match(/Foreign Scan/g),
+    ).toHaveLength(1);
+  });
+
+  it("refuses an INSERT routed to an offloaded partition with PostgreSQL's error", async () => {
+    const old = new Date(Date.now() - 200 * 86_400_000).toISOString();
+    await expect(
+      db.pool.query(`INSERT INTO metrics VALUES (999999, '${old}', 1, 1, 'late')`),
+    ).rejects.toThrow(/foreign table "metrics.*__offloaded_\d+"/);
+    await db.pool.query("INSERT INTO metrics VALUES (999999, now(), 1, 1, 'fresh')");
+  });
+
+  it("runs UPDATE/DELETE that prune every cold partition, and refuses the others", async () => {
+    await db.pool.query(
+      `UPDATE metrics SET note = 'touched' WHERE id = 999999 AND created_at > '${RECENT}'`,
+    );
+    await db.pool.query(`DELETE FROM metrics WHERE id = 999999 AND created_at > '${RECENT}'`);
+    await expect(db.pool.query("DELETE FROM metrics WHERE id = 10")).rejects.toThrow(
+      /cannot delete from foreign table "metrics.*__offloaded_\d+"/,
+    );
+    await expect(db.pool.query("UPDATE metrics SET note = 'x' WHERE device = 3")).rejects.toThrow(
+      /foreign table "metrics.*__offloaded_\d+"/,
+    );
+    expect(await resultSet(db.pool, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
+  });
+});
