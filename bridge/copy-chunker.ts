@@ -15,6 +15,12 @@ export function countRows(data: Buffer): number {
   return rows;
 }
 
+/** The length up to and including the first newline at or past `target` bytes; 0 if none. */
+function rowEndAtOrAfter(data: Buffer, target: number): number {
+  if (data.length < target) return 0;
+  return data.indexOf(NEWLINE, target - 1) + 1;
+}
+
 /**
  * Cuts a COPY text stream into chunks of at least `targetBytes` (the last may be smaller), always
  * at a row boundary: in COPY text every row ends with a newline and newlines inside values are
@@ -33,11 +39,15 @@ export class CopyChunker extends Transform {
     this.pending.push(piece);
     this.pendingBytes += piece.length;
     if (this.pendingBytes >= this.targetBytes) {
-      const joined = Buffer.concat(this.pending, this.pendingBytes);
-      const cut = joined.lastIndexOf(NEWLINE) + 1;
-      this.pending = cut < joined.length ? [joined.subarray(cut)] : [];
-      this.pendingBytes = joined.length - cut;
-      if (cut > 0) this.emitChunk(joined.subarray(0, cut));
+      let rest = Buffer.concat(this.pending, this.pendingBytes);
+      // Cut after the first row that reaches the target, as often as the buffer allows.
+      for (let cut = rowEndAtOrAfter(rest, this.targetBytes); cut > 0;) {
+        this.emitChunk(rest.subarray(0, cut));
+        rest = rest.subarray(cut);
+        cut = rowEndAtOrAfter(rest, this.targetBytes);
+      }
+      this.pending = rest.length > 0 ? [rest] : [];
+      this.pendingBytes = rest.length;
     }
     done();
   }

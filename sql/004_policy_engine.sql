@@ -275,6 +275,7 @@ DECLARE
   a offload.attachments%ROWTYPE;
   p offload.policies%ROWTYPE;
   newest numeric;
+  newest_key text;
   table_bytes float8;
 BEGIN
   SELECT * INTO a FROM offload.attachments WHERE table_id = rel;
@@ -293,8 +294,8 @@ BEGIN
       RETURN NULL;
     END IF;
     -- The whole table: everything up to and including the newest key.
-    EXECUTE format('SELECT max(%I)::text FROM ONLY %s', a.key_column, rel) INTO newest;
-    RETURN offload.key_after(newest::text, a.key_type);
+    EXECUTE format('SELECT max(%I)::text FROM ONLY %s', a.key_column, rel) INTO newest_key;
+    RETURN offload.key_after(newest_key, a.key_type);
   END IF;
   -- keep_hot_bytes: the oldest rows beyond the allowance. Counted over live rows, since the heap
   -- file keeps its size after rows move out (until VACUUM FULL).
@@ -372,6 +373,22 @@ BEGIN
   RETURN result;
 END $$;
 
+-- A number that orders key values of any supported key type (for sorting partitions by bound).
+CREATE FUNCTION offload.sortable_key(k text, key_type regtype) RETURNS numeric
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN k IS NULL OR k = 'MINVALUE' THEN NULL
+            WHEN offload.is_integer_type(key_type) THEN k::numeric
+            ELSE extract(epoch FROM k::timestamptz) END;
+
+CREATE FUNCTION offload.has_rows(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result boolean;
+BEGIN
+  EXECUTE format('SELECT EXISTS (SELECT FROM ONLY %s)', rel) INTO result;
+  RETURN result;
+END $$;
+
 -- The heap partitions of a partitioned table that its policy says are due now, oldest first.
 -- Never the DEFAULT partition, nor one without an upper bound.
 CREATE FUNCTION offload.due_partitions(rel regclass)
@@ -401,15 +418,18 @@ BEGIN
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
    WHERE i.inhparent = rel AND c.relkind = 'r';
   FOR part IN
-    SELECT c.oid::regclass AS t,
-           offload.partition_lower_bound(c.oid, a.key_type) AS lo,
-           offload.partition_upper_bound(c.oid, a.key_type) AS hi,
-           pg_table_size(c.oid) AS bytes
-      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = rel AND c.relkind = 'r'
-       AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+    SELECT b.*, pg_table_size(b.t) AS bytes
+      FROM (SELECT c.oid::regclass AS t,
+                   offload.partition_lower_bound(c.oid, a.key_type) AS lo,
+                   offload.partition_upper_bound(c.oid, a.key_type) AS hi
+              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = rel AND c.relkind = 'r'
+               AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT') b
+     ORDER BY offload.sortable_key(b.lo, a.key_type) NULLS FIRST
   LOOP
     CONTINUE WHEN part.hi IS NULL;
+    -- idle_for takes the partitions holding rows; empty ones (future months) keep taking inserts.
+    CONTINUE WHEN p.idle_for IS NOT NULL AND NOT offload.has_rows(part.t);
     IF cutoff IS NOT NULL THEN
       EXECUTE format('SELECT %L::%2$s <= %3$L::%2$s', part.hi, a.key_type, cutoff) INTO is_due;
       CONTINUE WHEN NOT is_due;
