@@ -1,3 +1,4 @@
+-- locked_by stays, to show which bridge ran the job.
 UPDATE offload.jobs
-   SET state = 'succeeded', finished_at = now(), locked_by = NULL, last_error = NULL
+   SET state = 'succeeded', finished_at = now(), last_error = NULL
  WHERE id = $1 AND locked_by = $2;
