@@ -126,6 +126,19 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
     await db.pool.query("DELETE FROM ONLY awkward WHERE id > 100000");
   });
 
+  it("runs UPDATE/DELETE whose WHERE excludes every segment, and refuses the others clearly", async () => {
+    const recent = new Date(Date.now() - 86_400_000).toISOString();
+    await db.pool.query(`UPDATE awkward SET label = label WHERE created_at > '${recent}'`);
+    await db.pool.query(`DELETE FROM awkward WHERE created_at > '${recent}' AND false`);
+    await expect(db.pool.query("DELETE FROM awkward WHERE id = 5")).rejects.toThrow(
+      /cannot delete from foreign table "awkward__offloaded_\d+"/,
+    );
+    await expect(db.pool.query("UPDATE awkward SET label = 'x' WHERE id = 5")).rejects.toThrow(
+      /cannot update foreign table "awkward__offloaded_\d+"/,
+    );
+    expect(await resultSet(db.pool, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
+  });
+
   it("a second run with nothing due changes nothing", async () => {
     const segments = await segmentTables(db.pool, "awkward");
     const job = await offloadNow(db.pool, "public.awkward");
