@@ -84,6 +84,10 @@ describe.each(["local", "s3"] as const)(
       expect(jobId).toBeDefined();
       expect((await waitForJob(db.pool, jobId!)).state).toBe("succeeded");
       expect(await tableDigest(db.pool, "events")).toBe(digest);
+      // With nothing due any more, later rounds of the schedule queue nothing.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM offload.jobs");
+      expect(rows[0].n).toBe(1);
     });
   },
 );
