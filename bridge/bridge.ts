@@ -4,6 +4,7 @@ import { openStore } from "../storage/open-store.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { BridgeConfig } from "./config.ts";
 import { createPool } from "./db.ts";
+import { collectGarbage } from "./garbage-collector.ts";
 import { toError } from "./errors.ts";
 import { JobListener } from "./job-listener.ts";
 import { JobQueue } from "./job-queue.ts";
@@ -79,11 +80,18 @@ export async function startBridge(
     cleanups.push(() => worker.stop());
     const listener = new JobListener(config.databaseUrl, () => worker.wake(), log);
     cleanups.push(() => listener.stop());
-    const runSchedule = () =>
-      enqueueScheduledJobs(db, config.scheduleIntervalMs).then(
+    const gcOptions = { graceMs: config.gcGraceMs, leaseMs: config.jobLeaseMs, dryRun: false };
+    const runSchedule = async () => {
+      await enqueueScheduledJobs(db, config.scheduleIntervalMs).then(
         (queued) => queued > 0 && worker.wake(),
         (error) => log.warn("scheduling failed", { error: toError(error) }),
       );
+      await collectGarbage(db, store, installationId, gcOptions).then(
+        (report) =>
+          report.deleted > 0 && log.info("garbage collected", { objects: report.deleted }),
+        (error) => log.warn("garbage collection failed", { error: toError(error) }),
+      );
+    };
     if (config.scheduleIntervalMs > 0) {
       void runSchedule();
       const schedule = setInterval(runSchedule, config.scheduleIntervalMs);

@@ -1,14 +1,20 @@
 import { parseArgs } from "node:util";
 import { startBridge } from "./bridge.ts";
-import { ConfigError, configFromEnv } from "./config.ts";
-import { createClient } from "./db.ts";
+import { openStore } from "../storage/open-store.ts";
+import { ConfigError, configFromEnv, type BridgeConfig } from "./config.ts";
+import { createClient, createPool } from "./db.ts";
+import { collectGarbage } from "./garbage-collector.ts";
+import { createLogger } from "./log.ts";
+import { query } from "./sql-files.ts";
 import { installSchema } from "./schema-installer.ts";
 
 const USAGE = `pg-offload <command>
 
 Commands:
-  install   install or upgrade the offload schema in the database, then exit
-  bridge    run the bridge: install/upgrade the schema, serve reads, run offload jobs
+  install         install or upgrade the offload schema in the database, then exit
+  bridge          run the bridge: install/upgrade the schema, serve reads, run jobs
+  verify <table>  re-read every chunk of the table's segments and report per segment
+  gc [--dry-run]  remove objects nothing will read again (--dry-run: list them only)
 
 Configuration comes from PGOFFLOAD_* environment variables (see README.md).
 Options:
@@ -18,7 +24,10 @@ async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { help: { type: "boolean", short: "h" } },
+    options: {
+      help: { type: "boolean", short: "h" },
+      "dry-run": { type: "boolean" },
+    },
   });
   const command = positionals[0];
   if (values.help || !command) {
@@ -39,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  if (command === "verify") return verify(config, positionals[1]);
+  if (command === "gc") return gc(config, values["dry-run"] ?? false);
   if (command === "bridge") {
     const bridge = await startBridge(config);
     await new Promise<void>((resolve) => {
@@ -58,6 +69,52 @@ async function main(argv: string[]): Promise<number> {
   }
   console.error(`pg-offload: unknown command "${command}"\n\n${USAGE}`);
   return 2;
+}
+
+async function verify(config: BridgeConfig, table: string | undefined): Promise<number> {
+  if (!table) {
+    console.error("pg-offload verify: name a table, e.g. pg-offload verify public.events");
+    return 2;
+  }
+  const client = createClient(config.databaseUrl);
+  await client.connect();
+  try {
+    const { rows } = await client.query(query("verify-table"), [table]);
+    for (const r of rows) {
+      const status = r.ok ? "ok" : `FAILED: ${r.problem}`;
+      console.log(
+        `segment ${r.segment_id} (${r.segment_table}): ${r.chunks} chunks, ${r.rows_read ?? "?"}/${r.rows_expected} rows, ${status}`,
+      );
+    }
+    const failed = rows.filter((r) => !r.ok).length;
+    console.log(`${rows.length} segments checked, ${failed} failed`);
+    return failed ? 1 : 0;
+  } finally {
+    await client.end();
+  }
+}
+
+async function gc(config: BridgeConfig, dryRun: boolean): Promise<number> {
+  const db = createPool(config.databaseUrl, createLogger());
+  try {
+    const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
+    const report = await collectGarbage(db, openStore(config.store), installationId, {
+      graceMs: config.gcGraceMs,
+      leaseMs: config.jobLeaseMs,
+      dryRun,
+    });
+    for (const c of report.candidates)
+      console.log(`${dryRun ? "would remove" : "removed"} ${c.key} (${c.size} bytes): ${c.reason}`);
+    console.log(
+      `${report.listed} objects listed, ${report.candidates.length} garbage, ${report.deleted} removed` +
+        (report.unrecognised
+          ? `, ${report.unrecognised} not named by pg-offload (left alone)`
+          : ""),
+    );
+    return 0;
+  } finally {
+    await db.end();
+  }
 }
 
 main(process.argv.slice(2)).then(

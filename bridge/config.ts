@@ -26,6 +26,8 @@ export interface BridgeConfig {
   jobLeaseMs: number;
   maxAttempts: number;
   retryBaseDelayMs: number;
+  /** Objects of retired segments and replaced epochs are kept this long before removal. */
+  gcGraceMs: number;
   workerId: string;
 }
 
@@ -41,6 +43,7 @@ const DEFAULTS = {
   jobLeaseMs: 60_000,
   maxAttempts: 5,
   retryBaseDelayMs: 5_000,
+  gcGraceMs: 86_400_000,
 };
 
 export class ConfigError extends Error {
@@ -82,6 +85,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     jobLeaseMs: int("PGOFFLOAD_JOB_LEASE_MS", DEFAULTS.jobLeaseMs),
     maxAttempts: int("PGOFFLOAD_MAX_ATTEMPTS", DEFAULTS.maxAttempts),
     retryBaseDelayMs: int("PGOFFLOAD_RETRY_BASE_MS", DEFAULTS.retryBaseDelayMs, 0),
+    gcGraceMs: int("PGOFFLOAD_GC_GRACE_MS", DEFAULTS.gcGraceMs, 0),
     workerId: env.PGOFFLOAD_WORKER_ID || defaultWorkerId(),
   };
 }

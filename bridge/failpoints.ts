@@ -1,10 +1,15 @@
 /**
- * Named points in the offload where tests make the bridge die (SIGKILL itself), to prove that a
+ * Named points in offloads, rewrites and reads where tests make the bridge die (SIGKILL itself), to prove that a
  * crash anywhere loses and duplicates nothing. Armed only through PGOFFLOAD_FAILPOINT, a
  * comma-separated list of names; a name with "@N" fires on its Nth hit.
  */
 export type FailpointName =
-  "after-begin-segment" | "after-chunk-upload" | "before-commit" | "after-commit";
+  | "after-begin-segment"
+  | "after-chunk-upload"
+  | "before-commit"
+  | "after-commit"
+  | "before-swap"
+  | "after-chunk-served";
 
 const hits = new Map<string, number>();
 

@@ -5,8 +5,16 @@ export interface ClaimedJob {
   id: number;
   tableName: string;
   tableOid: number;
-  kind: "offload";
+  kind: "offload" | "rewrite";
   attempts: number;
+  params: RewriteParams | Record<string, never>;
+}
+
+/** What a rewrite job changes in the cold rows of its table (see offload.delete_cold/update_cold). */
+export interface RewriteParams {
+  delete: boolean;
+  condition: string;
+  assignments?: Record<string, string>;
 }
 
 export interface JobProgress {
@@ -34,6 +42,7 @@ export class JobQueue {
       tableOid: Number(row.table_oid),
       kind: row.kind,
       attempts: row.attempts,
+      params: row.params,
     };
   }
 

@@ -3,6 +3,7 @@ import { backoffDelayMs, isPermanentJobError, toError } from "./errors.ts";
 import type { ClaimedJob, JobQueue } from "./job-queue.ts";
 import type { Logger } from "./log.ts";
 import { runOffloadJob, type OffloadJobContext } from "./offload-job.ts";
+import { runRewriteJob } from "./rewrite-job.ts";
 
 export interface JobWorkerOptions {
   pollIntervalMs: number;
@@ -87,7 +88,8 @@ export class JobWorker {
     try {
       log.info("job started", { attempt: job.attempts });
       const signal = AbortSignal.any([this.stopping.signal, lost.signal]);
-      const result = await runOffloadJob({ ...this.ctx, signal }, job);
+      const run = job.kind === "rewrite" ? runRewriteJob : runOffloadJob;
+      const result = await run({ ...this.ctx, signal }, job);
       await this.queue.complete(job.id);
       log.info("job succeeded", { ...result });
     } catch (thrown) {

@@ -6,6 +6,7 @@ import { decodeChunk } from "../storage/chunk-format.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { toError } from "./errors.ts";
+import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
 import { query } from "./sql-files.ts";
 
@@ -17,6 +18,7 @@ interface ChunkRow {
   object_key: string | null;
   rows: string | null;
   raw_bytes: string | null;
+  stored_bytes: string | null;
 }
 
 /** A failure to serve a segment, with what a user needs to find it: table, segment, object key. */
@@ -117,6 +119,7 @@ export class ReadEndpoint {
       }
       const raw = await this.fetchChunk(first.table_name, segment, chunk, signal);
       if (!res.write(raw)) await once(res, "drain", { signal });
+      failpoint("after-chunk-served");
     }
   }
 
@@ -134,6 +137,14 @@ export class ReadEndpoint {
       const kind = (error as { kind?: string }).kind;
       const problem = kind === "not_found" ? "object missing from the store" : "store read failed";
       throw new SegmentReadError(problem, table, segment, key, { cause: error });
+    }
+    if (stored.length !== Number(chunk.stored_bytes)) {
+      throw new SegmentReadError(
+        `object is ${stored.length} bytes, the index says ${chunk.stored_bytes}`,
+        table,
+        segment,
+        key,
+      );
     }
     let decoded: { raw: Buffer; rows: number };
     try {

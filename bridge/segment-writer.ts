@@ -1,40 +1,24 @@
-import { Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { randomBytes } from "node:crypto";
 import type pg from "pg";
-import { to as copyTo } from "pg-copy-streams";
-import { encodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
-import { objectKey } from "../storage/object-key.ts";
-import type { ObjectStore } from "../storage/object-store.ts";
 import type { DueSegment } from "../policies/due-segments.ts";
-import { CopyChunker, type RawChunk } from "./copy-chunker.ts";
+import {
+  copyToStore,
+  segmentKeyBase,
+  totals,
+  type ChunkWriterContext,
+  type WrittenChunk,
+} from "./copy-to-store.ts";
 import { sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
 import { readerProgram, type ReadEndpointAddress } from "./reader-program.ts";
 import { query } from "./sql-files.ts";
 
-export interface SegmentWriterContext {
+export interface SegmentWriterContext extends ChunkWriterContext {
   db: pg.Pool;
-  store: ObjectStore;
-  installationId: string;
   endpoint: ReadEndpointAddress;
-  chunkBytes: number;
-  compressionLevel: number;
   /** How long the commit may wait for queries on the table to finish before the job retries. */
   commitLockTimeoutMs: number;
   log: Logger;
-  signal: AbortSignal;
-}
-
-export interface WrittenChunk {
-  seq: number;
-  object_key: string;
-  rows: number;
-  raw_bytes: number;
-  stored_bytes: number;
-  crc32c: number;
-  codec: string;
 }
 
 export interface SegmentOutcome {
@@ -114,34 +98,12 @@ async function copyUploadCommit(
   onChunk: (chunk: WrittenChunk) => void,
 ): Promise<SegmentOutcome> {
   const { rows } = await client.query(query("segment-copy-statement"), [segmentId]);
-  const chunks: WrittenChunk[] = [];
-  const keyBase = `${ctx.installationId}/s${segmentId}-${randomBytes(4).toString("hex")}/e1`;
-  const uploader = new Writable({
-    objectMode: true,
-    highWaterMark: 1,
-    write: (raw: RawChunk, _encoding, done) => {
-      uploadChunk(ctx, keyBase, raw).then((chunk) => {
-        chunks.push(chunk);
-        onChunk(chunk);
-        failpoint("after-chunk-upload");
-        done();
-      }, done);
-    },
-  });
-  await pipeline(client.query(copyTo(rows[0].sql)), new CopyChunker(ctx.chunkBytes), uploader, {
-    signal: ctx.signal,
-  });
-
-  const copiedRows = chunks.reduce((sum, c) => sum + c.rows, 0);
-  const outcome: SegmentOutcome = {
-    segmentId,
-    rows: copiedRows,
-    rawBytes: chunks.reduce((sum, c) => sum + c.raw_bytes, 0),
-    storedBytes: chunks.reduce((sum, c) => sum + c.stored_bytes, 0),
-  };
+  const keyBase = segmentKeyBase(ctx.installationId, segmentId, 1);
+  const chunks = await copyToStore(ctx, client, rows[0].sql, keyBase, onChunk);
+  const outcome: SegmentOutcome = { segmentId, ...totals(chunks) };
   // An empty key range is simply skipped; an empty due partition is still replaced, so that it
   // stops taking (and holding) late rows like its offloaded neighbours.
-  if (copiedRows === 0 && !isPartition) {
+  if (outcome.rows === 0 && !isPartition) {
     await client.query("ROLLBACK");
     await ctx.db.query(query("abort-segment"), [segmentId]);
     return outcome;
@@ -152,29 +114,9 @@ async function copyUploadCommit(
     segmentId,
     JSON.stringify(chunks),
     readerProgram(ctx.endpoint, segmentId, 1),
-    copiedRows,
+    outcome.rows,
   ]);
   await client.query("COMMIT");
   failpoint("after-commit");
   return { ...outcome, segmentTable: committed.rows[0].segment_table };
-}
-
-async function uploadChunk(
-  ctx: SegmentWriterContext,
-  keyBase: string,
-  raw: RawChunk,
-): Promise<WrittenChunk> {
-  const stored = encodeChunk(raw.data, { rows: raw.rows, compressionLevel: ctx.compressionLevel });
-  const header = readChunkHeader(stored);
-  const key = objectKey(`${keyBase}/${String(raw.seq).padStart(6, "0")}.chunk`);
-  await ctx.store.put(key, stored, { signal: ctx.signal });
-  return {
-    seq: raw.seq,
-    object_key: key,
-    rows: raw.rows,
-    raw_bytes: raw.data.length,
-    stored_bytes: stored.length,
-    crc32c: header.payloadCrc32c,
-    codec: header.codec === 1 ? "zstd" : "none",
-  };
 }

@@ -20,4 +20,5 @@ UPDATE offload.jobs j
                          ELSE j.last_error END
   FROM next
  WHERE j.id = next.id
-RETURNING j.id, j.table_id::text AS table_name, j.table_id::oid AS table_oid, j.kind, j.attempts;
+RETURNING j.id, j.table_id::text AS table_name, j.table_id::oid AS table_oid, j.kind, j.attempts,
+          j.params;

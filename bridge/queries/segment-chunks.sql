@@ -1,6 +1,6 @@
 -- What the read endpoint needs to serve segment $1 at epoch $2: its state and its chunks in order.
 SELECT s.table_id::text AS table_name, s.state, s.rows AS segment_rows,
-       c.seq, c.object_key, c.rows, c.raw_bytes
+       c.seq, c.object_key, c.rows, c.raw_bytes, c.stored_bytes
   FROM offload.segments s
   LEFT JOIN offload.chunks c ON c.segment_id = s.id AND c.epoch = $2
  WHERE s.id = $1

@@ -1,0 +1,99 @@
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type pg from "pg";
+import { to as copyTo } from "pg-copy-streams";
+import { encodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
+import { objectKey } from "../storage/object-key.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { CopyChunker, type RawChunk } from "./copy-chunker.ts";
+import { failpoint } from "./failpoints.ts";
+
+export interface ChunkWriterContext {
+  store: ObjectStore;
+  installationId: string;
+  chunkBytes: number;
+  compressionLevel: number;
+  signal: AbortSignal;
+}
+
+/** A stored chunk, as offload.chunks records it. */
+export interface WrittenChunk {
+  seq: number;
+  object_key: string;
+  rows: number;
+  raw_bytes: number;
+  stored_bytes: number;
+  crc32c: number;
+  codec: string;
+}
+
+/**
+ * Where a segment epoch's chunks go. The random part makes every attempt's keys new, so a key is
+ * never written twice (objects are immutable) and a retried attempt never meets a dead one's.
+ */
+export function segmentKeyBase(installationId: string, segmentId: number, epoch: number): string {
+  return `${installationId}/s${segmentId}-${randomBytes(4).toString("hex")}/e${epoch}`;
+}
+
+/**
+ * Runs a COPY ... TO STDOUT and stores its output as chunks under `keyBase`, one pipeline with
+ * backpressure: a failed upload aborts the COPY. Resolves once every chunk is confirmed stored.
+ */
+export async function copyToStore(
+  ctx: ChunkWriterContext,
+  client: pg.ClientBase,
+  copySql: string,
+  keyBase: string,
+  onChunk: (chunk: WrittenChunk) => void = () => {},
+): Promise<WrittenChunk[]> {
+  const chunks: WrittenChunk[] = [];
+  const uploader = new Writable({
+    objectMode: true,
+    highWaterMark: 1,
+    write: (raw: RawChunk, _encoding, done) => {
+      uploadChunk(ctx, keyBase, raw).then((chunk) => {
+        chunks.push(chunk);
+        onChunk(chunk);
+        failpoint("after-chunk-upload");
+        done();
+      }, done);
+    },
+  });
+  await pipeline(client.query(copyTo(copySql)), new CopyChunker(ctx.chunkBytes), uploader, {
+    signal: ctx.signal,
+  });
+  return chunks;
+}
+
+async function uploadChunk(
+  ctx: ChunkWriterContext,
+  keyBase: string,
+  raw: RawChunk,
+): Promise<WrittenChunk> {
+  const stored = encodeChunk(raw.data, { rows: raw.rows, compressionLevel: ctx.compressionLevel });
+  const header = readChunkHeader(stored);
+  const key = objectKey(`${keyBase}/${String(raw.seq).padStart(6, "0")}.chunk`);
+  await ctx.store.put(key, stored, { signal: ctx.signal });
+  return {
+    seq: raw.seq,
+    object_key: key,
+    rows: raw.rows,
+    raw_bytes: raw.data.length,
+    stored_bytes: stored.length,
+    crc32c: header.payloadCrc32c,
+    codec: header.codec === 1 ? "zstd" : "none",
+  };
+}
+
+export function totals(chunks: WrittenChunk[]): {
+  rows: number;
+  rawBytes: number;
+  storedBytes: number;
+} {
+  return {
+    rows: chunks.reduce((sum, c) => sum + c.rows, 0),
+    rawBytes: chunks.reduce((sum, c) => sum + c.raw_bytes, 0),
+    storedBytes: chunks.reduce((sum, c) => sum + c.stored_bytes, 0),
+  };
+}

@@ -1,0 +1,1 @@
+SELECT * FROM offload.verify($1::regclass);
