@@ -126,4 +126,23 @@ describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", 
     );
     expect(await resultSet(db.pool, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
   });
+  it("load_back turns cold partitions back into heap partitions with their old names and bounds", async () => {
+    const namesBefore = preview.map((p) =>
+      p.partition_table.replace(/^public\./, "").replace(/"/g, ""),
+    );
+    const { rows } = await db.pool.query("SELECT offload.load_back('metrics') AS n");
+    expect(Number(rows[0].n)).toBeGreaterThan(3000);
+    const parts = await partitions(db);
+    expect(parts.every((p) => p.kind === "r")).toBe(true);
+    for (const name of namesBefore) expect(parts.map((p) => p.name)).toContain(name);
+    expect(await resultSet(db.pool, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
+    const old = new Date(Date.now() - 200 * 86_400_000).toISOString();
+    await db.pool.query(`INSERT INTO metrics VALUES (999998, '${old}', 1, 1, 'late')`);
+    await db.pool.query("DELETE FROM metrics WHERE id = 999998");
+    const indexes = await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid
+        WHERE i.inhparent = 'metrics'::regclass`,
+    );
+    expect(indexes.rows[0].n).toBe(parts.length);
+  });
 });
