@@ -203,6 +203,19 @@ describe.each<StoreKind>(["local", "s3"])(
         Buffer.from("orphan"),
       );
       await bridge.store.put(objectKey(`${install}/notes.txt`), Buffer.from("someone else's"));
+      // An attempt whose job is gone (its objects are garbage) and one whose job is alive (kept).
+      const pendingSegment = async (jobId: number | null) =>
+        Number(
+          (
+            await db.pool.query(
+              "SELECT offload.begin_segment($1, 'events'::regclass::oid::regclass, '2000-01-01', '2000-01-02', 'test') AS id",
+              [jobId],
+            )
+          ).rows[0].id,
+        );
+      const dead = await pendingSegment(null);
+      const deadKey = `${install}/s${dead}-0badc0de/e1/000001.chunk`;
+      await bridge.store.put(objectKey(deadKey), Buffer.from("half an attempt"));
       const liveKeys = (
         await db.pool.query(
           "SELECT c.object_key FROM offload.chunks c JOIN offload.segments s ON s.id = c.segment_id AND c.epoch = s.epoch WHERE s.state = 'committed'",
@@ -216,6 +229,9 @@ describe.each<StoreKind>(["local", "s3"])(
       });
       const reasons = new Set(dry.candidates.map((c) => c.reason));
       expect(reasons).toContain("no catalog row knows its segment");
+      expect(dry.candidates.find((c) => c.key === deadKey)?.reason).toBe(
+        "abandoned offload attempt",
+      );
       expect([...reasons].join()).toMatch(/replaced by a rewrite/);
       expect([...reasons].join()).toMatch(/loaded back/);
       expect(dry.deleted).toBe(0);
@@ -242,6 +258,28 @@ describe.each<StoreKind>(["local", "s3"])(
       for (const key of liveKeys) expect(keysAfter.has(key)).toBe(true);
       for (const c of dry.candidates) expect(keysAfter.has(c.key)).toBe(false);
       expect(keysAfter.has(`${install}/notes.txt`)).toBe(true);
+
+      // An upload of a running job is kept; once the job has failed, it is garbage.
+      const liveJob = Number(
+        (
+          await db.pool.query(
+            "INSERT INTO offload.jobs (table_id, state, heartbeat_at, locked_by) VALUES ('events', 'running', now(), 'elsewhere') RETURNING id",
+          )
+        ).rows[0].id,
+      );
+      const aliveKey = `${install}/s${await pendingSegment(liveJob)}-600dc0de/e1/000001.chunk`;
+      await bridge.store.put(objectKey(aliveKey), Buffer.from("an upload in progress"));
+      const gcNow = () =>
+        collectGarbage(db.pool, bridge.store, install, {
+          graceMs: 0,
+          leaseMs: 60_000,
+          dryRun: false,
+        });
+      await gcNow();
+      expect((await storedKeys(bridge)).has(aliveKey)).toBe(true);
+      await db.pool.query("UPDATE offload.jobs SET state = 'failed' WHERE id = $1", [liveJob]);
+      await gcNow();
+      expect((await storedKeys(bridge)).has(aliveKey)).toBe(false);
       expect(
         (await db.pool.query("SELECT bool_and(ok) AS ok FROM offload.verify('events')")).rows[0].ok,
       ).toBe(true);
