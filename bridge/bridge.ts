@@ -58,6 +58,7 @@ export async function startBridge(
     cleanups.push(() => reads.close());
     const endpoint = { host: config.readAdvertisedHost ?? config.readHost, port: address.port };
     await pointSegmentTablesAt(db, endpoint, log);
+    await adoptSegmentTables(db, log);
 
     const queue = new JobQueue(db, config.workerId, config.jobLeaseMs);
     const worker = new JobWorker(
@@ -102,6 +103,18 @@ export async function startBridge(
   } catch (error) {
     await stop().catch(() => {});
     throw error;
+  }
+}
+
+/** After a restore from a dump, the segment tables are new tables with the old names. */
+async function adoptSegmentTables(db: pg.Pool, log: Logger): Promise<void> {
+  const { rows } = await db.query(query("adopt-segment-tables"));
+  const { resynced, estimated } = rows[0];
+  if (Number(resynced) || Number(estimated)) {
+    log.info("segment tables adopted", {
+      resynced: Number(resynced),
+      estimated: Number(estimated),
+    });
   }
 }
 

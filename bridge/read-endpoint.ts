@@ -7,6 +7,7 @@ import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
+import { columnMapper, type ReadPlan } from "./column-mapper.ts";
 import type { Logger } from "./log.ts";
 import { query } from "./sql-files.ts";
 
@@ -14,6 +15,7 @@ interface ChunkRow {
   table_name: string;
   state: string;
   segment_rows: string | null;
+  read_plan: ReadPlan | null;
   seq: number | null;
   object_key: string | null;
   rows: string | null;
@@ -113,13 +115,35 @@ export class ReadEndpoint {
       throw new SegmentReadError(`segment is ${first.state}`, first.table_name, segment);
     }
     if (Number(first.segment_rows) === 0) return; // an offloaded empty partition
+    // Columns added, dropped or renamed since the rows were written: map them to today's.
+    const mapColumns = columnMapper(first.read_plan);
     for (const chunk of rows) {
       if (chunk.object_key === null) {
         throw new SegmentReadError(`no chunks for epoch ${epoch}`, first.table_name, segment);
       }
       const raw = await this.fetchChunk(first.table_name, segment, chunk, signal);
-      if (!res.write(raw)) await once(res, "drain", { signal });
+      const served = mapColumns
+        ? this.mapChunk(mapColumns, raw, first.table_name, segment, chunk)
+        : raw;
+      if (!res.write(served)) await once(res, "drain", { signal });
       failpoint("after-chunk-served");
+    }
+  }
+
+  private mapChunk(
+    mapColumns: (raw: Buffer) => Buffer,
+    raw: Buffer,
+    table: string,
+    segment: number,
+    chunk: ChunkRow,
+  ): Buffer {
+    try {
+      return mapColumns(raw);
+    } catch (error) {
+      const problem = error instanceof Error ? error.message : String(error);
+      throw new SegmentReadError(problem, table, segment, chunk.object_key ?? undefined, {
+        cause: error,
+      });
     }
   }
 

@@ -47,16 +47,22 @@ async function rewriteSegment(
 ): Promise<number> {
   const id = Number(segment.id);
   const log = ctx.log.child({ segment: id });
-  const { rows } = await ctx.db.query(query("rewrite-statements"), [id, params]);
-  const { count_sql: countSql, copy_sql: copySql } = rows[0];
-  const matching = Number((await ctx.db.query(countSql)).rows[0].count);
-  if (matching === 0) return 0;
-
-  const newEpoch = segment.epoch + 1;
-  const expectedRows = params.delete ? Number(segment.rows) - matching : Number(segment.rows);
   const client = await ctx.db.connect();
   let broken: Error | undefined;
   try {
+    await client.query("BEGIN");
+    // Held to the swap: no ALTER TABLE between the copy and the layout the swap records. The
+    // statements name the columns, so they are built again once the lock is held.
+    const statements = () => client.query(query("rewrite-statements"), [id, params]);
+    await client.query((await statements()).rows[0].lock_sql);
+    const { count_sql: countSql, copy_sql: copySql } = (await statements()).rows[0];
+    const matching = Number((await client.query(countSql)).rows[0].count);
+    if (matching === 0) {
+      await client.query("ROLLBACK");
+      return 0;
+    }
+    const newEpoch = segment.epoch + 1;
+    const expectedRows = params.delete ? Number(segment.rows) - matching : Number(segment.rows);
     const keyBase = segmentKeyBase(ctx.installationId, id, newEpoch);
     const chunks = await copyToStore(ctx, client, copySql, keyBase);
     const written = totals(chunks).rows;
@@ -67,7 +73,6 @@ async function rewriteSegment(
       );
     }
     failpoint("before-swap");
-    await client.query("BEGIN");
     await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
     await client.query(query("swap-segment-epoch"), [
       id,

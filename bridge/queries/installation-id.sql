@@ -1,1 +1,1 @@
-SELECT id FROM offload.installation LIMIT 1;
+SELECT offload.current_installation() AS id;

@@ -1,1 +1,1 @@
-SELECT count_sql, copy_sql FROM offload.rewrite_statements($1, $2);
+SELECT lock_sql, count_sql, copy_sql FROM offload.rewrite_statements($1, $2);

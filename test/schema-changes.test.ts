@@ -1,0 +1,281 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type pg from "pg";
+import type { RunningBridge } from "../bridge/bridge.ts";
+import {
+  offloadNow,
+  startTestBridge,
+  testStoreConfig,
+  waitForJob,
+} from "./support/bridge-harness.ts";
+import { fixture, resultSet, segmentTables } from "./support/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
+
+/** Runs the statement on the table and on its never-offloaded control, in one transaction. */
+async function alterBoth(db: pg.Pool, statement: string, table = "ledger"): Promise<void> {
+  const client = await db.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query(statement.replaceAll("%s", table));
+    await client.query(statement.replaceAll("%s", `${table}_control`));
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK");
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function expectSameAsControl(db: pg.Pool, table = "ledger", control = `${table}_control`) {
+  const cold = await db.query(
+    `SELECT count(*)::int AS n FROM ${table} WHERE tableoid <> '${table}'::regclass`,
+  );
+  expect(cold.rows[0].n).toBeGreaterThan(0);
+  expect(await resultSet(db, `SELECT * FROM ${table} ORDER BY id`)).toEqual(
+    await resultSet(db, `SELECT * FROM ${control} ORDER BY id`),
+  );
+}
+
+async function columnTypes(db: pg.Pool, table: string): Promise<string[]> {
+  const { rows } = await db.query(
+    `SELECT attname || ' ' || format_type(atttypid, atttypmod) AS c FROM pg_attribute
+      WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    [table],
+  );
+  return rows.map((r) => r.c);
+}
+
+describe("schema changes on a table with offloaded rows", () => {
+  let db: TestDatabase;
+  let bridge: RunningBridge;
+  let cleanupStore: () => Promise<void>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase("schema-changes");
+    const store = await testStoreConfig("local");
+    cleanupStore = store.cleanup;
+    bridge = await startTestBridge(db.url, store.config, {
+      overrides: { segmentTargetBytes: 128 * 1024, chunkBytes: 32 * 1024 },
+    });
+    await db.pool.query(fixture("schema-table.sql"));
+    expect((await offloadNow(db.pool, "ledger")).state).toBe("succeeded");
+    expect((await segmentTables(db.pool, "ledger")).length).toBeGreaterThan(2);
+    await expectSameAsControl(db.pool);
+  });
+
+  afterAll(async () => {
+    await bridge?.stop();
+    await db?.drop();
+    await cleanupStore?.();
+  });
+
+  it("ADD COLUMN: old rows read NULL, the default, a domain's default, now() at the ALTER", async () => {
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN plain int");
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN fixed text DEFAULT E'a\\tb\\\\c\\nd'");
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN stamped timestamptz DEFAULT now()");
+    await alterBoth(
+      db.pool,
+      "ALTER TABLE %s ADD COLUMN dom positive, ADD COLUMN later numeric DEFAULT 'NaN'",
+    );
+    await expectSameAsControl(db.pool);
+    const { rows } = await db.pool.query(
+      "SELECT count(*)::int AS n FROM ledger WHERE fixed = E'a\\tb\\\\c\\nd' AND dom = 7 AND plain IS NULL",
+    );
+    expect(rows[0].n).toBe(3000);
+  });
+
+  it("DROP COLUMN and RENAME COLUMN, of stored and of added columns", async () => {
+    await alterBoth(db.pool, "ALTER TABLE %s DROP COLUMN note");
+    await alterBoth(db.pool, "ALTER TABLE %s RENAME COLUMN label TO title");
+    await alterBoth(db.pool, "ALTER TABLE %s RENAME COLUMN fixed TO fixed_text");
+    await alterBoth(db.pool, "ALTER TABLE %s DROP COLUMN plain");
+    // A dropped column's name used again is a new column: old rows do not get the old values.
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN note text DEFAULT 'new note'");
+    await expectSameAsControl(db.pool);
+  });
+
+  it("ALTER COLUMN TYPE where the stored text reads as the new type", async () => {
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN n TYPE bigint");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN title TYPE varchar(40)");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN price TYPE numeric(12, 3)");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN doc TYPE jsonb");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN n TYPE numeric");
+    await expectSameAsControl(db.pool);
+  });
+
+  it("refuses, changing nothing, what offloaded rows cannot follow", async () => {
+    const before = await columnTypes(db.pool, "ledger");
+    const refusals: Array<[string, RegExp]> = [
+      [
+        "ALTER TABLE ledger ALTER COLUMN title TYPE varchar(5)",
+        /to character varying\(5\) while rows are offloaded/,
+      ],
+      ["ALTER TABLE ledger ALTER COLUMN price TYPE text", /would need converting/],
+      ["ALTER TABLE ledger ADD COLUMN c timestamptz DEFAULT clock_timestamp()", /volatile/],
+      ["ALTER TABLE ledger ADD COLUMN g bigint GENERATED ALWAYS AS (id * 2) STORED", /generated/],
+      ["ALTER TABLE ledger DROP COLUMN created_at", /places the offloaded rows/],
+      ["ALTER TABLE ledger ALTER COLUMN created_at TYPE timestamp", /places the offloaded rows/],
+      [
+        "ALTER TABLE ledger RENAME COLUMN created_at TO happened_at",
+        /named by policy "ledger_cold"/,
+      ],
+    ];
+    for (const [statement, message] of refusals) {
+      await expect(db.pool.query(statement), statement).rejects.toMatchObject({
+        message: expect.stringMatching(message),
+        hint: expect.stringMatching(/load_back|detach_policy|without a default/),
+      });
+    }
+    // PostgreSQL itself refuses these on a table with foreign children.
+    await expect(
+      db.pool.query("ALTER TABLE ledger ALTER COLUMN n TYPE numeric USING n * 2"),
+    ).rejects.toMatchObject({ message: expect.stringMatching(/is not a table/) });
+    await expect(
+      db.pool.query("ALTER TABLE ledger ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY"),
+    ).rejects.toMatchObject({ message: expect.stringMatching(/identity column/) });
+    expect(await columnTypes(db.pool, "ledger")).toEqual(before);
+    await expectSameAsControl(db.pool);
+  });
+
+  it("new offloads, rewrites and load_back after the changes agree with the control", async () => {
+    await alterBoth(
+      db.pool,
+      "UPDATE ONLY %s SET created_at = created_at - interval '30 days' WHERE id > 2800",
+    );
+    const hotBefore = await db.pool.query("SELECT count(*)::int AS n FROM ONLY ledger");
+    expect((await offloadNow(db.pool, "ledger")).state).toBe("succeeded");
+    const hotAfter = await db.pool.query("SELECT count(*)::int AS n FROM ONLY ledger");
+    expect(hotAfter.rows[0].n).toBeLessThan(hotBefore.rows[0].n);
+    await expectSameAsControl(db.pool);
+
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN after_rewrite int DEFAULT 5");
+    const deleted = await db.pool.query(
+      "SELECT offload.delete_cold('ledger', 'id % 10 = 3') AS id",
+    );
+    expect((await waitForJob(db.pool, Number(deleted.rows[0].id))).state).toBe("succeeded");
+    await db.pool.query("DELETE FROM ledger_control WHERE id % 10 = 3");
+    await db.pool.query("DELETE FROM ONLY ledger WHERE id % 10 = 3");
+    const updated = await db.pool.query(
+      `SELECT offload.update_cold('ledger', '{"title": "upper(title)"}', 'id % 10 = 4') AS id`,
+    );
+    expect((await waitForJob(db.pool, Number(updated.rows[0].id))).state).toBe("succeeded");
+    await db.pool.query("UPDATE ledger_control SET title = upper(title) WHERE id % 10 = 4");
+    await db.pool.query("UPDATE ONLY ledger SET title = upper(title) WHERE id % 10 = 4");
+    await expectSameAsControl(db.pool);
+    // A rewritten epoch stores today's columns, so later changes apply to it like to the others.
+    await alterBoth(
+      db.pool,
+      "ALTER TABLE %s DROP COLUMN stamped, ADD COLUMN last text DEFAULT 'x'",
+    );
+    await expectSameAsControl(db.pool);
+
+    const first = await db.pool.query(
+      "SELECT range_lo, range_hi FROM offload.segments WHERE table_id = 'ledger'::regclass AND state = 'committed' ORDER BY id LIMIT 1",
+    );
+    await db.pool.query("SELECT offload.load_back('ledger', $1, $2)", [
+      first.rows[0].range_lo,
+      first.rows[0].range_hi,
+    ]);
+    await expectSameAsControl(db.pool);
+  });
+
+  it("RENAME, SET SCHEMA and OWNER TO take the segment tables along", async () => {
+    await db.pool.query("CREATE SCHEMA archive; CREATE ROLE ledger_keeper");
+    await db.pool.query("ALTER TABLE ledger RENAME TO journal");
+    await db.pool.query("ALTER TABLE journal SET SCHEMA archive");
+    await db.pool.query("ALTER TABLE archive.journal OWNER TO ledger_keeper");
+    const { rows } = await db.pool.query(
+      `SELECT c.relname, c.relnamespace::regnamespace::text AS nsp, c.relowner::regrole::text AS owner
+         FROM offload.segments s JOIN pg_class c ON c.oid = s.segment_table
+        WHERE s.state = 'committed' AND s.table_id = 'archive.journal'::regclass`,
+    );
+    expect(rows.length).toBeGreaterThan(1);
+    for (const r of rows) {
+      expect(r).toMatchObject({ nsp: "archive", owner: "ledger_keeper" });
+      expect(r.relname).toMatch(/^journal__/);
+    }
+    // Nothing is left behind in the old schema for a DROP SCHEMA to take with it.
+    const left = await db.pool.query(
+      "SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'ledger\\_\\_%'",
+    );
+    expect(left.rows[0].n).toBe(0);
+    await expectSameAsControl(db.pool, "archive.journal", "ledger_control");
+    await db.pool.query("ALTER TABLE archive.journal SET SCHEMA public");
+    await db.pool.query("ALTER TABLE journal RENAME TO ledger");
+  });
+
+  it("after detaching the policy the time column may be renamed", async () => {
+    await db.pool.query("SELECT offload.detach_policy('ledger')");
+    await alterBoth(db.pool, "ALTER TABLE %s RENAME COLUMN created_at TO happened_at");
+    await expectSameAsControl(db.pool);
+    const { rows } = await db.pool.query(
+      "SELECT DISTINCT key_column FROM offload.segments WHERE table_id = 'ledger'::regclass AND state = 'committed'",
+    );
+    expect(rows).toEqual([{ key_column: "happened_at" }]);
+  });
+
+  it("TRUNCATE fails clearly; offload.truncate empties hot and cold rows", async () => {
+    await expect(db.pool.query("TRUNCATE ledger")).rejects.toMatchObject({
+      message: expect.stringMatching(/cannot truncate foreign table/),
+    });
+    expect(
+      Number((await db.pool.query("SELECT count(*) FROM ledger")).rows[0].count),
+    ).toBeGreaterThan(0);
+    const { rows } = await db.pool.query("SELECT offload.truncate('ledger') AS cold");
+    expect(Number(rows[0].cold)).toBeGreaterThan(0);
+    expect(Number((await db.pool.query("SELECT count(*) FROM ledger")).rows[0].count)).toBe(0);
+    const left = await db.pool.query(
+      "SELECT count(*)::int AS n FROM offload.segments WHERE table_id = 'ledger'::regclass AND state = 'committed'",
+    );
+    expect(left.rows[0].n).toBe(0);
+    expect(await segmentTables(db.pool, "ledger")).toEqual([]);
+  });
+});
+
+describe("schema changes on a partitioned table with offloaded partitions", () => {
+  let db: TestDatabase;
+  let bridge: RunningBridge;
+  let cleanupStore: () => Promise<void>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase("schema-changes-partitioned");
+    const store = await testStoreConfig("s3");
+    cleanupStore = store.cleanup;
+    bridge = await startTestBridge(db.url, store.config);
+    await db.pool.query(fixture("partitioned-table.sql"));
+    await db.pool.query("CREATE TABLE metrics_control AS SELECT * FROM metrics");
+    await db.pool.query(
+      "SELECT offload.define_policy('metrics_cold', 'created_at', interval '60 days'); SELECT offload.attach_policy('metrics', 'metrics_cold')",
+    );
+    expect((await offloadNow(db.pool, "metrics")).state).toBe("succeeded");
+  });
+
+  afterAll(async () => {
+    await bridge?.stop();
+    await db?.drop();
+    await cleanupStore?.();
+  });
+
+  it("ADD, DROP, RENAME and widen columns; offloaded partitions agree with the control", async () => {
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN site text DEFAULT 'north'", "metrics");
+    await alterBoth(db.pool, "ALTER TABLE %s DROP COLUMN note", "metrics");
+    await alterBoth(db.pool, "ALTER TABLE %s RENAME COLUMN device TO sensor", "metrics");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN sensor TYPE bigint", "metrics");
+    await expectSameAsControl(db.pool, "metrics");
+    // Partitions offloaded after the changes, and loading them back, too.
+    await db.pool.query("SELECT offload.detach_policy('metrics')");
+    await db.pool.query(
+      "SELECT offload.define_policy('metrics_colder', 'created_at', interval '30 days'); SELECT offload.attach_policy('metrics', 'metrics_colder')",
+    );
+    expect((await offloadNow(db.pool, "metrics")).state).toBe("succeeded");
+    await expectSameAsControl(db.pool, "metrics");
+    await db.pool.query("SELECT offload.load_back('metrics')");
+    expect(
+      (await db.pool.query("SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'f'")).rows[0]
+        .n,
+    ).toBe(0);
+    expect(await resultSet(db.pool, "SELECT * FROM metrics ORDER BY id")).toEqual(
+      await resultSet(db.pool, "SELECT * FROM metrics_control ORDER BY id"),
+    );
+  });
+});
