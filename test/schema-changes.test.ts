@@ -1,5 +1,10 @@
+import { execFile } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type pg from "pg";
 import type { RunningBridge } from "../bridge/bridge.ts";
 import {
   offloadNow,
@@ -8,7 +13,10 @@ import {
   waitForJob,
 } from "./support/bridge-harness.ts";
 import { fixture, resultSet, segmentTables } from "./support/fixtures.ts";
-import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
+import { findPostgresBinaries } from "../sandbox/local-postgres.ts";
+import { createTestDatabase, serverUrl, type TestDatabase } from "./support/test-database.ts";
+
+const run = promisify(execFile);
 
 /** Runs the statement on the table and on its never-offloaded control, in one transaction. */
 async function alterBoth(db: pg.Pool, statement: string, table = "ledger"): Promise<void> {
@@ -279,3 +287,101 @@ describe("schema changes on a partitioned table with offloaded partitions", () =
     );
   });
 });
+
+describe("pg_dump and pg_restore of a database with offloaded tables", () => {
+  let db: TestDatabase;
+  let restored: TestDatabase;
+  let cleanupStore: () => Promise<void>;
+  const bridges: RunningBridge[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase("dump-source");
+    restored = await createEmptyDatabase("dump-target");
+  });
+
+  afterAll(async () => {
+    for (const bridge of bridges) await bridge.stop();
+    await db?.drop();
+    await restored?.drop();
+    await cleanupStore?.();
+  });
+
+  it("restores a working database that reads the same cold rows from the same store", async () => {
+    const store = await testStoreConfig("local");
+    cleanupStore = store.cleanup;
+    const overrides = { segmentTargetBytes: 128 * 1024, chunkBytes: 32 * 1024 };
+    const source = await startTestBridge(db.url, store.config, { overrides });
+    bridges.push(source);
+    await db.pool.query(fixture("schema-table.sql"));
+    expect((await offloadNow(db.pool, "ledger")).state).toBe("succeeded");
+    // Dropped columns make the restore renumber the columns of every segment table.
+    await alterBoth(db.pool, "ALTER TABLE %s DROP COLUMN n, ADD COLUMN added text DEFAULT 'then'");
+    await alterBoth(db.pool, "ALTER TABLE %s RENAME COLUMN label TO title");
+    await expectSameAsControl(db.pool);
+    const before = await resultSet(db.pool, "SELECT * FROM ledger ORDER BY id");
+
+    const dumpFile = join(await mkdtemp(join(tmpdir(), "pg-offload-dump-")), "db.dump");
+    const bin = findPostgresBinaries();
+    await run(join(bin, "pg_dump"), ["--format=custom", `--file=${dumpFile}`, db.url]);
+    await run(join(bin, "pg_restore"), ["--exit-on-error", `--dbname=${restored.url}`, dumpFile]);
+    await source.stop();
+    bridges.pop();
+
+    const target = await startTestBridge(restored.url, store.config, { overrides });
+    bridges.push(target);
+    expect(await resultSet(restored.pool, "SELECT * FROM ledger ORDER BY id")).toEqual(before);
+    await expectSameAsControl(restored.pool);
+    const verified = await restored.pool.query(
+      "SELECT bool_and(ok) AS ok FROM offload.verify('ledger')",
+    );
+    expect(verified.rows[0].ok).toBe(true);
+
+    // The restored database follows schema changes, and writes under keys of its own.
+    await alterBoth(
+      restored.pool,
+      "ALTER TABLE %s ADD COLUMN later int DEFAULT 42, DROP COLUMN doc",
+    );
+    await alterBoth(restored.pool, "ALTER TABLE %s RENAME COLUMN added TO added_then");
+    await expectSameAsControl(restored.pool);
+    await alterBoth(
+      restored.pool,
+      "UPDATE ONLY %s SET created_at = created_at - interval '30 days' WHERE id > 2900",
+    );
+    expect((await offloadNow(restored.pool, "ledger")).state).toBe("succeeded");
+    await expectSameAsControl(restored.pool);
+    const prefixes = await restored.pool.query(
+      `SELECT DISTINCT split_part(c.object_key, '/', 1) AS prefix, i.superseded_at IS NULL AS current
+         FROM offload.chunks c JOIN offload.installation i ON i.id = split_part(c.object_key, '/', 1)
+        ORDER BY 2`,
+    );
+    expect(prefixes.rows.map((r) => r.current)).toEqual([false, true]);
+  });
+});
+
+async function createEmptyDatabase(label: string): Promise<TestDatabase> {
+  const name = `t_${label.replace(/\W/g, "_")}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: serverUrl() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE template0`);
+  } finally {
+    await admin.end();
+  }
+  const pool = new pg.Pool({ connectionString: serverUrl(name), max: 4 });
+  pool.on("error", () => {});
+  return {
+    name,
+    url: serverUrl(name),
+    pool,
+    async drop() {
+      await pool.end();
+      const client = new pg.Client({ connectionString: serverUrl() });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
