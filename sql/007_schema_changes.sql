@@ -61,7 +61,8 @@ REVOKE EXECUTE ON FUNCTION offload.current_installation() FROM PUBLIC;
 CREATE FUNCTION offload.live_columns(rel regclass) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT coalesce(jsonb_agg(jsonb_build_object('attnum', attnum, 'name', attname,
-                                               'type', atttypid::regtype::text, 'typmod', atttypmod)
+                                               'type', atttypid::regtype::text, 'typmod', atttypmod,
+                                               'notnull', attnotnull)
                             ORDER BY attnum), '[]')
     FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped;
 $$;
@@ -208,6 +209,10 @@ BEGIN
                    'afterwards, and fill offloaded rows with offload.update_cold(); or bring them '
                    'back first with offload.load_back().';
   END IF;
+  IF expr IS NULL AND a.attnotnull AND cold_rows > 0 THEN
+    RAISE EXCEPTION 'pg-offload: column "%" contains null values in % offloaded rows', a.attname, cold_rows
+      USING ERRCODE = 'not_null_violation', HINT = 'Give the column a default.';
+  END IF;
   IF expr IS NULL OR problem IS NOT NULL THEN
     RETURN NULL;
   END IF;
@@ -248,6 +253,10 @@ BEGIN
     IF cur ->> 'name' <> old ->> 'name' THEN
       changes := jsonb_set(changes, ARRAY['renamed', old ->> 'name'], cur -> 'name');
     END IF;
+    IF (cur -> 'notnull')::boolean AND NOT coalesce((old -> 'notnull')::boolean, false) THEN
+      PERFORM offload.check_offloaded_rows(s, format('%I IS NOT NULL', cur ->> 'name'),
+                                           format('NOT NULL on column "%s"', cur ->> 'name'));
+    END IF;
     IF (cur ->> 'type', cur -> 'typmod') IS DISTINCT FROM (old ->> 'type', old -> 'typmod') THEN
       PERFORM offload.check_type_change(s, old ->> 'name', cur);
       changes := jsonb_set(changes, '{retyped}', 'true');
@@ -285,6 +294,42 @@ BEGIN
             HINT = 'Offloaded rows follow typmod widenings (varchar(n), numeric(p,s)), integer widening, '
                    'integer to numeric, varchar/text and json to jsonb. For other changes bring the rows '
                    'back with offload.load_back(), alter the table, and offload again.';
+  END LOOP;
+END $$;
+
+-- PostgreSQL neither checks nor validates constraints on foreign tables, but it does use them to
+-- skip segments at plan time: a CHECK or NOT NULL added to the table while some cold row breaks it
+-- would hide that row from queries. So cold rows are checked here, the way PostgreSQL checks the
+-- heap when the constraint is added: by reading them (through the bridge).
+CREATE FUNCTION offload.check_offloaded_rows(s offload.segments, condition text, what text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  broken bigint;
+BEGIN
+  IF s.rows = 0 THEN
+    RETURN;
+  END IF;
+  EXECUTE format('SELECT count(*) FROM %s WHERE (%s) IS FALSE', s.segment_table, condition) INTO broken;
+  IF broken > 0 THEN
+    RAISE EXCEPTION 'pg-offload: % offloaded rows of table % (segment %) violate %', broken, s.table_id, s.id, what
+      USING ERRCODE = 'check_violation',
+            HINT = 'Fix or delete those rows first with offload.update_cold() or offload.delete_cold().';
+  END IF;
+END $$;
+
+-- CHECK constraints the current transaction put on a segment table (not pg-offload's own).
+CREATE FUNCTION offload.check_new_constraints(segment bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s offload.segments%ROWTYPE;
+  c record;
+BEGIN
+  SELECT * INTO s FROM offload.segments WHERE id = segment;
+  FOR c IN SELECT conname, pg_get_expr(conbin, conrelid) AS expr FROM pg_constraint
+            WHERE conrelid = s.segment_table AND contype = 'c' AND xmin = pg_current_xact_id()::xid
+              AND conname !~ format('(__offloaded_%1$s_range|_zone_%1$s)$|^offloaded_%1$s_empty$', segment) LOOP
+    PERFORM offload.check_offloaded_rows(s, c.expr, format('check constraint "%s"', c.conname));
   END LOOP;
 END $$;
 
@@ -397,6 +442,7 @@ BEGIN
                   WHERE state = 'committed' AND (table_id = ANY (altered) OR segment_table = ANY (altered))
                     AND EXISTS (SELECT FROM pg_class WHERE oid = segment_table) ORDER BY id LOOP
     changes := offload.column_changes(segment);
+    PERFORM offload.check_new_constraints(segment);
     -- Most ALTERs (options, triggers, constraints) change no column: nothing to record.
     IF changes <> '{"renamed": {}, "dropped": [], "added": {}, "retyped": false}' THEN
       PERFORM offload.apply_column_changes(segment, changes);

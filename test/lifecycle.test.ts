@@ -20,7 +20,8 @@ async function storedKeys(bridge: RunningBridge): Promise<Set<string>> {
 }
 
 async function installationId(db: TestDatabase): Promise<string> {
-  return (await db.pool.query("SELECT id FROM offload.installation WHERE superseded_at IS NULL")).rows[0].id;
+  return (await db.pool.query("SELECT id FROM offload.installation WHERE superseded_at IS NULL"))
+    .rows[0].id;
 }
 
 describe.each<StoreKind>(["local", "s3"])(

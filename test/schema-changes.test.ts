@@ -134,6 +134,32 @@ describe("schema changes on a table with offloaded rows", () => {
         hint: expect.stringMatching(/load_back|detach_policy|without a default/),
       });
     }
+    // Constraints PostgreSQL would not check on foreign tables, yet would use to skip them.
+    await expect(
+      db.pool.query("ALTER TABLE ledger ADD CONSTRAINT late_ids CHECK (id > 100)"),
+    ).rejects.toMatchObject({
+      code: "23514",
+      message: expect.stringMatching(
+        /offloaded rows of table public.ledger .* violate check constraint "late_ids"/,
+      ),
+    });
+    const client = await db.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("UPDATE ONLY ledger SET price = 0 WHERE price IS NULL");
+      await expect(
+        client.query("ALTER TABLE ledger ALTER COLUMN price SET NOT NULL"),
+      ).rejects.toMatchObject({
+        message: expect.stringMatching(/violate NOT NULL on column "price"/),
+      });
+    } finally {
+      await client.query("ROLLBACK");
+      client.release();
+    }
+    await expect(
+      db.pool.query("ALTER TABLE ledger ADD COLUMN required int NOT NULL"),
+    ).rejects.toMatchObject({ code: "23502" });
+    await alterBoth(db.pool, "ALTER TABLE %s ADD CONSTRAINT positive_ids CHECK (id > 0)");
     // PostgreSQL itself refuses these on a table with foreign children.
     await expect(
       db.pool.query("ALTER TABLE ledger ALTER COLUMN n TYPE numeric USING n * 2"),
