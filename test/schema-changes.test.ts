@@ -3,7 +3,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningBridge } from "../bridge/bridge.ts";
 import {
@@ -14,7 +14,11 @@ import {
 } from "./support/bridge-harness.ts";
 import { fixture, resultSet, segmentTables } from "./support/fixtures.ts";
 import { findPostgresBinaries } from "../sandbox/local-postgres.ts";
-import { createTestDatabase, serverUrl, type TestDatabase } from "./support/test-database.ts";
+import {
+  createEmptyDatabase,
+  createTestDatabase,
+  type TestDatabase,
+} from "./support/test-database.ts";
 
 const run = promisify(execFile);
 
@@ -383,31 +387,3 @@ describe("pg_dump and pg_restore of a database with offloaded tables", () => {
     expect(prefixes.rows.map((r) => r.current)).toEqual([false, true]);
   });
 });
-
-async function createEmptyDatabase(label: string): Promise<TestDatabase> {
-  const name = `t_${label.replace(/\W/g, "_")}_${Math.random().toString(36).slice(2, 8)}`;
-  const admin = new pg.Client({ connectionString: serverUrl() });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE template0`);
-  } finally {
-    await admin.end();
-  }
-  const pool = new pg.Pool({ connectionString: serverUrl(name), max: 4 });
-  pool.on("error", () => {});
-  return {
-    name,
-    url: serverUrl(name),
-    pool,
-    async drop() {
-      await pool.end();
-      const client = new pg.Client({ connectionString: serverUrl() });
-      await client.connect();
-      try {
-        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await client.end();
-      }
-    },
-  };
-}

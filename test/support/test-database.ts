@@ -19,6 +19,15 @@ export function serverUrl(database = "postgres"): string {
 
 /** Clones the template (schema installed) into a database of the test's own. */
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
+  return createDatabase(label, TEMPLATE_DATABASE);
+}
+
+/** A database with nothing in it (not even the offload schema), e.g. to restore a dump into. */
+export async function createEmptyDatabase(label: string): Promise<TestDatabase> {
+  return createDatabase(label, "template0");
+}
+
+async function createDatabase(label: string, template: string): Promise<TestDatabase> {
   const name =
     "t_" +
     createHash("sha1")
@@ -28,7 +37,7 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const admin = new pg.Client({ connectionString: serverUrl() });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`);
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
   } finally {
     await admin.end();
   }
