@@ -221,11 +221,11 @@ BEGIN
   RETURN value;
 END $$;
 
--- (ALTER COLUMN ... TYPE ... USING never reaches this: PostgreSQL refuses USING on a table with
--- foreign children or partitions, the segment tables.)
 -- What one ALTER did to a segment table's columns, against what was last seen: renamed
--- ({old: new}), dropped (names), added ({name: value}) and retyped (whether any) columns. Refuses what cold rows cannot
--- follow: dropping or retyping the offload key, type changes the stored text cannot take.
+-- ({old: new}), dropped (names), added ({name: value}) and retyped (whether any) columns.
+-- Refuses what cold rows cannot follow: dropping or retyping the offload key, type changes the
+-- stored text cannot take. (ALTER COLUMN ... TYPE ... USING never gets here: PostgreSQL refuses
+-- USING on a table with foreign children or partitions, the segment tables.)
 CREATE FUNCTION offload.column_changes(segment bigint) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -233,7 +233,6 @@ DECLARE
   now_cols jsonb;
   old jsonb;
   cur jsonb;
-  field jsonb;
   changes jsonb := '{"renamed": {}, "dropped": [], "added": {}, "retyped": false}';
 BEGIN
   SELECT * INTO s FROM offload.segments WHERE id = segment;
@@ -373,7 +372,7 @@ BEGIN
   PERFORM offload.remember_columns(s.id)
      FROM offload.segments s JOIN pg_class c ON c.oid = s.segment_table
     WHERE s.state = 'committed'
-      AND (s.seen_oid IS DISTINCT FROM c.oid OR s.seen_natts IS DISTINCT FROM c.relnatts AND s.seen_natts > c.relnatts);
+      AND (s.seen_oid IS DISTINCT FROM c.oid OR s.seen_natts > c.relnatts);
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n;
 END $$;
