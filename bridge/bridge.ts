@@ -10,13 +10,13 @@ import { JobListener } from "./job-listener.ts";
 import { JobQueue } from "./job-queue.ts";
 import { JobWorker } from "./job-worker.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { ReadEndpoint } from "./read-endpoint.ts";
-import { readerProgram, type ReadEndpointAddress } from "./reader-program.ts";
+import { openReadEndpoint } from "./read-endpoint-setup.ts";
+import { describeTarget, readerProgram, type ReaderTarget } from "./reader-program.ts";
 import { installSchema } from "./schema-installer.ts";
 import { query } from "./sql-files.ts";
 
 export interface RunningBridge {
-  endpoint: ReadEndpointAddress;
+  endpoint: ReaderTarget;
   db: pg.Pool;
   store: ObjectStore;
   /** Wakes the worker now, as a NOTIFY would. */
@@ -53,10 +53,9 @@ export async function startBridge(
     }
     const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
 
-    const reads = new ReadEndpoint(db, store, log);
-    const address = await reads.listen(config.readHost, config.readPort);
-    cleanups.push(() => reads.close());
-    const endpoint = { host: config.readAdvertisedHost ?? config.readHost, port: address.port };
+    const reads = await openReadEndpoint(config, db, store, log);
+    cleanups.push(() => reads.endpoint.close());
+    const endpoint = reads.target;
     await pointSegmentTablesAt(db, endpoint, log);
     await adoptSegmentTables(db, log);
 
@@ -98,7 +97,7 @@ export async function startBridge(
       const schedule = setInterval(runSchedule, config.scheduleIntervalMs);
       cleanups.push(async () => clearInterval(schedule));
     }
-    log.info("bridge started", { endpoint, store: store.description });
+    log.info("bridge started", { endpoint: describeTarget(endpoint), store: store.description });
     return { endpoint, db, store, wake: () => worker.wake(), stop };
   } catch (error) {
     await stop().catch(() => {});
@@ -121,7 +120,7 @@ async function adoptSegmentTables(db: pg.Pool, log: Logger): Promise<void> {
 /** A bridge that moved (another port, another host) repoints every segment table's reader. */
 async function pointSegmentTablesAt(
   db: pg.Pool,
-  endpoint: ReadEndpointAddress,
+  endpoint: ReaderTarget,
   log: Logger,
 ): Promise<void> {
   const { rows } = await db.query(query("committed-segment-tables"));

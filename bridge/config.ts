@@ -1,16 +1,25 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
+import { isAbsolute } from "node:path";
 import type { StoreConfig } from "../storage/open-store.ts";
 
 export interface BridgeConfig {
   /** libpq-style URL of the database the bridge serves; its role must be a superuser. */
   databaseUrl: string;
   store: StoreConfig;
-  /** Where the read endpoint listens. */
+  /** The read endpoint listens on a unix socket (the default) or on TCP with a secret. */
+  readListen: "unix" | "tcp";
+  /** The socket's path; its directory is made private to the database's OS user. */
+  readSocket: string;
+  /** Where the read endpoint listens with readListen "tcp". */
   readHost: string;
   readPort: number;
   /** The host segment readers (curl, on the database server) connect to; defaults to readHost. */
   readAdvertisedHost?: string;
+  /** TCP only: the file holding the secret every read must carry (created when missing). */
+  readSecretFile: string;
+  /** TCP only: the same secret's path on the database host, when that differs from the bridge's. */
+  readerSecretFile?: string;
   /** About this many bytes of heap go into one segment (one foreign table). */
   segmentTargetBytes: number;
   /** About this many bytes of COPY text go into one stored chunk (one object). */
@@ -32,6 +41,9 @@ export interface BridgeConfig {
 }
 
 const DEFAULTS = {
+  readListen: "unix" as const,
+  readSocket: "/tmp/pg-offload/read.sock",
+  readSecretFile: "/tmp/pg-offload/read-secret",
   readHost: "127.0.0.1",
   readPort: 5480,
   segmentTargetBytes: 64 * 1024 * 1024,
@@ -73,6 +85,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
   return {
     databaseUrl,
     store: storeFromEnv(env),
+    readListen: readListenFromEnv(env),
+    readSocket: absolutePath(env, "PGOFFLOAD_READ_SOCKET", DEFAULTS.readSocket),
+    readSecretFile: absolutePath(env, "PGOFFLOAD_READ_SECRET_FILE", DEFAULTS.readSecretFile),
+    readerSecretFile: env.PGOFFLOAD_READER_SECRET_FILE
+      ? absolutePath(env, "PGOFFLOAD_READER_SECRET_FILE", "")
+      : undefined,
     readHost: env.PGOFFLOAD_READ_HOST || DEFAULTS.readHost,
     readPort: int("PGOFFLOAD_READ_PORT", DEFAULTS.readPort),
     readAdvertisedHost: env.PGOFFLOAD_READ_ADVERTISED_HOST || undefined,
@@ -88,6 +106,25 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     gcGraceMs: int("PGOFFLOAD_GC_GRACE_MS", DEFAULTS.gcGraceMs, 0),
     workerId: env.PGOFFLOAD_WORKER_ID || defaultWorkerId(),
   };
+}
+
+// Segment readers run in the database server's working directory: relative paths mean nothing there.
+function absolutePath(env: NodeJS.ProcessEnv, key: string, fallback: string): string {
+  const path = env[key] || fallback;
+  if (!isAbsolute(path)) throw new ConfigError(key, `must be an absolute path, got "${path}"`);
+  // sun_path holds 108 bytes with its terminating zero.
+  if (key === "PGOFFLOAD_READ_SOCKET" && Buffer.byteLength(path) > 107) {
+    throw new ConfigError(key, `is longer than a unix socket path may be (107 bytes)`);
+  }
+  return path;
+}
+
+function readListenFromEnv(env: NodeJS.ProcessEnv): "unix" | "tcp" {
+  const listen = env.PGOFFLOAD_READ_LISTEN || DEFAULTS.readListen;
+  if (listen !== "unix" && listen !== "tcp") {
+    throw new ConfigError("PGOFFLOAD_READ_LISTEN", `must be "unix" or "tcp", got "${listen}"`);
+  }
+  return listen;
 }
 
 function storeFromEnv(env: NodeJS.ProcessEnv): StoreConfig {

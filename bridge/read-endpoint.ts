@@ -5,6 +5,7 @@ import type pg from "pg";
 import { decodeChunk } from "../storage/chunk-format.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { carriesSecret } from "./endpoint-access.ts";
 import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import { columnMapper, type ReadPlan } from "./column-mapper.ts";
@@ -56,10 +57,12 @@ export class SegmentReadError extends Error {
 export class ReadEndpoint {
   private readonly server: Server;
 
+  /** With a `secret`, every request must carry it (TCP); without, the socket's directory guards it. */
   constructor(
     private readonly db: pg.Pool,
     private readonly store: ObjectStore,
     private readonly log: Logger,
+    private readonly secret?: Buffer,
   ) {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error) => {
@@ -69,10 +72,20 @@ export class ReadEndpoint {
     });
   }
 
-  async listen(host: string, port: number): Promise<AddressInfo> {
-    this.server.listen(port, host);
-    await once(this.server, "listening");
+  async listenOnTcp(host: string, port: number): Promise<AddressInfo> {
+    await this.listen(() => this.server.listen(port, host));
     return this.server.address() as AddressInfo;
+  }
+
+  async listenOnSocket(path: string): Promise<void> {
+    await this.listen(() => this.server.listen(path));
+  }
+
+  private async listen(start: () => void): Promise<void> {
+    const failed = once(this.server, "error").then(([error]) => Promise.reject(error));
+    start();
+    await Promise.race([once(this.server, "listening"), failed]);
+    failed.catch(() => {});
   }
 
   async close(): Promise<void> {
@@ -81,6 +94,14 @@ export class ReadEndpoint {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.secret && !carriesSecret(req.headers.authorization, this.secret)) {
+      this.log.warn("read request without the secret refused", {
+        from: req.socket.remoteAddress,
+        url: req.url,
+      });
+      res.writeHead(401).end("pg-offload: this endpoint serves the database server only\n");
+      return;
+    }
     const match = /^\/segments\/(\d+)\/epochs\/(\d+)$/.exec(req.url ?? "");
     if (req.method !== "GET" || !match) {
       res.writeHead(404).end("not found\n");

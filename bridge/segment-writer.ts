@@ -10,12 +10,12 @@ import {
 import { sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
-import { readerProgram, type ReadEndpointAddress } from "./reader-program.ts";
+import { readerProgram, type ReaderTarget } from "./reader-program.ts";
 import { query } from "./sql-files.ts";
 
 export interface SegmentWriterContext extends ChunkWriterContext {
   db: pg.Pool;
-  endpoint: ReadEndpointAddress;
+  endpoint: ReaderTarget;
   /** How long the commit may wait for queries on the table to finish before the job retries. */
   commitLockTimeoutMs: number;
   log: Logger;

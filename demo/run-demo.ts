@@ -10,7 +10,7 @@ import pg from "pg";
 import { startBridge } from "../bridge/bridge.ts";
 import { bridgeConfig } from "../bridge/config.ts";
 import { silentLogger } from "../bridge/log.ts";
-import { freePort, startLocalPostgres } from "../sandbox/local-postgres.ts";
+import { startLocalPostgres } from "../sandbox/local-postgres.ts";
 
 const file = (name: string) => readFileSync(new URL(name, import.meta.url), "utf8");
 const say = (line = "") => process.stdout.write(line + "\n");
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
   say("pg-offload demo: starting a throwaway PostgreSQL and a local directory store...");
   const server = await startLocalPostgres();
   const storeDir = await mkdtemp(join(tmpdir(), "pg-offload-demo-store-"));
+  const readDir = await mkdtemp(join(tmpdir(), "pg-offload-demo-read-"));
   let bridge: Awaited<ReturnType<typeof startBridge>> | undefined;
   const db = new pg.Client({ connectionString: server.url() });
   try {
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
     bridge = await startBridge(
       bridgeConfig(
         { databaseUrl: server.url(), store: { kind: "local", dir: storeDir } },
-        { readPort: await freePort(), pollIntervalMs: 500 },
+        { readSocket: join(readDir, "read.sock"), pollIntervalMs: 500 },
       ),
       { log: silentLogger },
     );
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
     await bridge?.stop();
     await server.stop();
     await rm(storeDir, { recursive: true, force: true });
+    await rm(readDir, { recursive: true, force: true });
     say("cleaned up the demo server and store.");
   }
 }

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../sandbox/local-postgres.ts";
 import { testStoreConfig } from "./support/bridge-harness.ts";
 import { spawnBridge } from "./support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "./support/digest.ts";
@@ -31,7 +30,6 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
       PGOFFLOAD_DATABASE_URL: db.url,
       PGOFFLOAD_STORE: "local",
       PGOFFLOAD_STORE_DIR: store.config.dir,
-      PGOFFLOAD_READ_PORT: String(await freePort()),
       PGOFFLOAD_SEGMENT_BYTES: String(384 * 1024),
       PGOFFLOAD_CHUNK_BYTES: String(48 * 1024),
       PGOFFLOAD_POLL_MS: "200",
@@ -143,7 +141,6 @@ describe("the bridge killed in the middle of a load_back and of a rewrite", () =
       PGOFFLOAD_DATABASE_URL: db.url,
       PGOFFLOAD_STORE: "local",
       PGOFFLOAD_STORE_DIR: store.config.dir,
-      PGOFFLOAD_READ_PORT: String(await freePort()),
       PGOFFLOAD_SEGMENT_BYTES: String(384 * 1024),
       PGOFFLOAD_CHUNK_BYTES: String(48 * 1024),
       PGOFFLOAD_POLL_MS: "200",

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningBridge } from "../bridge/bridge.ts";
-import { freePort } from "../sandbox/local-postgres.ts";
 import { startTestBridge, testStoreConfig, waitForJob } from "./support/bridge-harness.ts";
 import { spawnBridge } from "./support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "./support/digest.ts";
@@ -86,7 +85,6 @@ describe("two bridges on one database", () => {
       PGOFFLOAD_DATABASE_URL: db.url,
       PGOFFLOAD_STORE: "local",
       PGOFFLOAD_STORE_DIR: store.dir,
-      PGOFFLOAD_READ_PORT: String(await freePort()),
       PGOFFLOAD_SEGMENT_BYTES: String(64 * 1024),
       PGOFFLOAD_CHUNK_BYTES: String(16 * 1024),
       PGOFFLOAD_SCHEDULE_MS: "0",

@@ -1,3 +1,4 @@
+import { mkdtempSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,11 @@ export async function testStoreConfig(kind: StoreKind): Promise<{
   };
 }
 
+/** A read socket path of the bridge's own, in a fresh directory of mode 700. */
+export function privateSocketPath(): string {
+  return join(mkdtempSync(join(tmpdir(), "pgo-read-")), "read.sock");
+}
+
 /**
  * Settings that make a test bridge quick (tiny chunks and segments, fast polling and leases) and
  * predictable: no schedule, so jobs run only when a test asks.
@@ -42,7 +48,7 @@ export function testBridgeConfig(
   return bridgeConfig(
     { databaseUrl, store },
     {
-      readPort: 0,
+      readSocket: privateSocketPath(),
       chunkBytes: 64 * 1024,
       segmentTargetBytes: 1024 * 1024,
       pollIntervalMs: 200,

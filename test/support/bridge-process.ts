@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { privateSocketPath } from "./bridge-harness.ts";
 
 const CLI = fileURLToPath(new URL("../../bridge/cli.ts", import.meta.url));
 
@@ -11,10 +12,13 @@ export interface BridgeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs `pg-offload bridge` as a separate process, so a test can SIGKILL it. */
+/**
+ * Runs `pg-offload bridge` as a separate process, so a test can SIGKILL it. Each gets a read socket
+ * of its own unless `env` names one.
+ */
 export function spawnBridge(env: Record<string, string>): BridgeProcess {
   const child = spawn(process.execPath, ["--import", "tsx", CLI, "bridge"], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, PGOFFLOAD_READ_SOCKET: privateSocketPath(), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -1,0 +1,45 @@
+import type pg from "pg";
+import type { ObjectStore } from "../storage/object-store.ts";
+import type { BridgeConfig } from "./config.ts";
+import {
+  clearStaleSocket,
+  databaseOsUser,
+  loadReadSecret,
+  preparePrivateDirectory,
+  restrictSocket,
+} from "./endpoint-access.ts";
+import type { Logger } from "./log.ts";
+import { ReadEndpoint } from "./read-endpoint.ts";
+import type { ReaderTarget } from "./reader-program.ts";
+import { dirname } from "node:path";
+
+/**
+ * Opens the read endpoint as configured, reachable by the database server's OS user only, and
+ * says where segment readers find it.
+ */
+export async function openReadEndpoint(
+  config: BridgeConfig,
+  db: pg.Pool,
+  store: ObjectStore,
+  log: Logger,
+): Promise<{ endpoint: ReadEndpoint; target: ReaderTarget }> {
+  const owner = await databaseOsUser(db);
+  if (config.readListen === "unix") {
+    await preparePrivateDirectory(dirname(config.readSocket), owner);
+    await clearStaleSocket(config.readSocket);
+    const endpoint = new ReadEndpoint(db, store, log);
+    await endpoint.listenOnSocket(config.readSocket);
+    if (owner) await restrictSocket(config.readSocket, owner);
+    return { endpoint, target: { kind: "unix", socketPath: config.readSocket } };
+  }
+  const secret = await loadReadSecret(config.readSecretFile, owner);
+  const endpoint = new ReadEndpoint(db, store, log, secret);
+  const address = await endpoint.listenOnTcp(config.readHost, config.readPort);
+  const target: ReaderTarget = {
+    kind: "tcp",
+    host: config.readAdvertisedHost ?? config.readHost,
+    port: address.port,
+    secretFile: config.readerSecretFile ?? config.readSecretFile,
+  };
+  return { endpoint, target };
+}
