@@ -8,6 +8,8 @@ export interface ClaimedJob {
   kind: "offload" | "rewrite";
   attempts: number;
   params: RewriteParams | Record<string, never>;
+  /** The role that asked for the job: user-supplied SQL in it runs with this role's rights. */
+  requestedBy: string;
 }
 
 /** What a rewrite job changes in the cold rows of its table (see offload.delete_cold/update_cold). */
@@ -43,6 +45,7 @@ export class JobQueue {
       kind: row.kind,
       attempts: row.attempts,
       params: row.params,
+      requestedBy: row.requested_by,
     };
   }
 

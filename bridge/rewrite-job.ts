@@ -31,7 +31,7 @@ export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
   };
   for (const segment of segments) {
     ctx.signal.throwIfAborted();
-    const changed = await rewriteSegment(ctx, segment, params);
+    const changed = await rewriteSegment(ctx, segment, params, job.requestedBy);
     progress.segmentsDone++;
     progress.rowsDone += changed;
     await ctx.queue.progress(job.id, progress);
@@ -44,6 +44,7 @@ async function rewriteSegment(
   ctx: OffloadJobContext,
   segment: Candidate,
   params: RewriteParams,
+  requestedBy: string,
 ): Promise<number> {
   const id = Number(segment.id);
   const log = ctx.log.child({ segment: id });
@@ -56,6 +57,9 @@ async function rewriteSegment(
     const statements = () => client.query(query("rewrite-statements"), [id, params]);
     await client.query((await statements()).rows[0].lock_sql);
     const { count_sql: countSql, copy_sql: copySql } = (await statements()).rows[0];
+    // The condition and assignments are the user's SQL: they run with the asking role's rights,
+    // never the bridge's (a function in them could otherwise act as a superuser).
+    await client.query(query("set-local-role"), [requestedBy]);
     const matching = Number((await client.query(countSql)).rows[0].count);
     if (matching === 0) {
       await client.query("ROLLBACK");
@@ -72,6 +76,7 @@ async function rewriteSegment(
         { segment: id },
       );
     }
+    await client.query("RESET ROLE");
     failpoint("before-swap");
     await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
     await client.query(query("swap-segment-epoch"), [

@@ -21,4 +21,4 @@ UPDATE offload.jobs j
   FROM next
  WHERE j.id = next.id
 RETURNING j.id, j.table_id::text AS table_name, j.table_id::oid AS table_oid, j.kind, j.attempts,
-          j.params;
+          j.params, j.requested_by;

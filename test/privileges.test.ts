@@ -1,0 +1,208 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningBridge } from "../bridge/bridge.ts";
+import {
+  offloadNow,
+  startTestBridge,
+  testStoreConfig,
+  waitForJob,
+} from "./support/bridge-harness.ts";
+import { tableDigest } from "./support/digest.ts";
+import { createTestDatabase, serverUrl, type TestDatabase } from "./support/test-database.ts";
+
+// Roles belong to the whole cluster, which other test files share: names of this run's own.
+const tag = Math.random().toString(36).slice(2, 8);
+const alice = `alice_${tag}`;
+const bob = `bob_${tag}`;
+const carol = `carol_${tag}`; // a member of offload_admin
+
+function tableSql(owner: string, table: string): string {
+  return `
+    CREATE SCHEMA ${owner} AUTHORIZATION ${owner};
+    GRANT USAGE ON SCHEMA ${owner} TO PUBLIC;
+    CREATE TABLE ${owner}.${table} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text);
+    INSERT INTO ${owner}.${table}
+      SELECT i, now() - (2000 - i) * interval '1 hour', md5(i::text) FROM generate_series(1, 2000) i;
+    ALTER TABLE ${owner}.${table} OWNER TO ${owner};
+    CREATE TABLE ${owner}.seen_as (who name, during text);
+    ALTER TABLE ${owner}.seen_as OWNER TO ${owner};`;
+}
+
+describe("privileges", () => {
+  let db: TestDatabase;
+  let bridge: RunningBridge;
+  let cleanupStore: () => Promise<void>;
+  const sessions = new Map<string, pg.Client>();
+
+  async function as(role: string, sql: string, params: unknown[] = []) {
+    let client = sessions.get(role);
+    if (!client) {
+      client = new pg.Client({
+        connectionString: db.url.replace(/\/\/[^@/]*@/, `//${role}@`),
+        options: "-c search_path=public", // table names print schema-qualified
+      });
+      await client.connect();
+      sessions.set(role, client);
+    }
+    return client.query(sql, params);
+  }
+
+  async function errorAs(role: string, sql: string) {
+    return as(role, sql).then(
+      () => undefined,
+      (error: { code?: string; message: string }) => ({ code: error.code, message: error.message }),
+    );
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase("privileges");
+    const store = await testStoreConfig("local");
+    cleanupStore = store.cleanup;
+    bridge = await startTestBridge(db.url, store.config);
+    for (const role of [alice, bob, carol]) await db.pool.query(`CREATE ROLE ${role} LOGIN`);
+    await db.pool.query(`GRANT offload_admin TO ${carol}`);
+    await db.pool.query(tableSql(alice, "events"));
+    await db.pool.query(tableSql(bob, "events"));
+    await db.pool.query(
+      "SELECT offload.define_policy('cold_30d', time_column => 'created_at', older_than => '30 days')",
+    );
+  });
+
+  afterAll(async () => {
+    for (const client of sessions.values()) await client.end();
+    await bridge?.stop();
+    await db?.drop();
+    const admin = new pg.Client({ connectionString: serverUrl() });
+    await admin.connect();
+    for (const role of [alice, bob, carol]) await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+    await cleanupStore?.();
+  });
+
+  it("only the owner or an offload_admin member attaches, runs, rewrites, loads back", async () => {
+    const table = `${alice}.events`;
+    for (const sql of [
+      `SELECT offload.attach_policy('${table}', 'cold_30d')`,
+      `SELECT offload.run('${table}')`,
+      `SELECT offload.detach_policy('${table}')`,
+      `SELECT offload.delete_cold('${table}', 'id = 1')`,
+      `SELECT offload.update_cold('${table}', '{"v": "NULL"}', 'id = 1')`,
+      `SELECT offload.load_back('${table}')`,
+      `SELECT offload.truncate('${table}')`,
+    ]) {
+      expect(await errorAs(bob, sql), sql).toMatchObject({
+        code: "42501",
+        message: expect.stringContaining(`must be owner of table ${table}`),
+      });
+    }
+    // The catalog refuses a job queued around the functions, or in another role's name.
+    const oid = (await db.pool.query(`SELECT '${table}'::regclass::oid AS oid`)).rows[0].oid;
+    expect(await errorAs(bob, `INSERT INTO offload.jobs (table_id) VALUES (${oid})`)).toMatchObject(
+      { code: "42501", message: expect.stringContaining("row-level security") },
+    );
+    const own = `${bob}.events`;
+    expect(
+      await errorAs(
+        bob,
+        `INSERT INTO offload.jobs (table_id, requested_by) VALUES ('${own}', 'postgres')`,
+      ),
+    ).toMatchObject({ code: "42501", message: expect.stringContaining("row-level security") });
+
+    await as(carol, `SELECT offload.attach_policy('${table}', 'cold_30d')`);
+    const { rows } = await as(carol, `SELECT offload.run('${table}') AS id`);
+    expect((await waitForJob(db.pool, Number(rows[0].id))).state).toBe("succeeded");
+    await as(bob, `SELECT offload.attach_policy('${own}', 'cold_30d')`);
+    expect((await offloadNow(db.pool, own)).state).toBe("succeeded");
+  });
+
+  it("users see the catalog rows of their own tables only", async () => {
+    const catalog = [
+      "SELECT DISTINCT table_id::text AS t FROM offload.attachments",
+      "SELECT DISTINCT table_id::text AS t FROM offload.jobs",
+      "SELECT DISTINCT table_id::text AS t FROM offload.segments",
+      "SELECT DISTINCT s.table_id::text AS t FROM offload.chunks c JOIN offload.segments s ON s.id = c.segment_id",
+      "SELECT DISTINCT table_name::text AS t FROM offload.tables",
+    ];
+    for (const sql of catalog) {
+      expect(
+        (await as(bob, sql)).rows.map((r) => r.t),
+        sql,
+      ).toEqual([`${bob}.events`]);
+      expect(
+        (await as(alice, sql)).rows.map((r) => r.t),
+        sql,
+      ).toEqual([`${alice}.events`]);
+      expect((await as(carol, sql)).rows.map((r) => r.t).sort(), sql).toEqual(
+        [`${alice}.events`, `${bob}.events`].sort(),
+      );
+    }
+    const chunks = await as(bob, "SELECT count(*)::int AS n FROM offload.chunks");
+    const ownChunks = await db.pool.query(
+      `SELECT count(*)::int AS n FROM offload.chunks c JOIN offload.segments s ON s.id = c.segment_id
+        WHERE s.table_id = '${bob}.events'::regclass`,
+    );
+    expect(chunks.rows[0].n).toBe(ownChunks.rows[0].n);
+    expect(await errorAs(bob, "SELECT * FROM offload.installation")).toMatchObject({
+      code: "42501",
+    });
+    // The owner still reads their cold rows, and nobody else's.
+    expect((await as(bob, `SELECT count(*)::int AS n FROM ${bob}.events`)).rows[0].n).toBe(2000);
+    expect(await errorAs(bob, `SELECT count(*) FROM ${alice}.events`)).toMatchObject({
+      code: "42501",
+    });
+  });
+
+  it("every SECURITY DEFINER function, and every other one, pins its search_path", async () => {
+    const { rows } = await db.pool.query(
+      `SELECT p.oid::regprocedure::text AS f, p.prosecdef AS definer
+         FROM pg_proc p
+        WHERE p.pronamespace = 'offload'::regnamespace
+          AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)`,
+    );
+    expect(rows).toEqual([]);
+  });
+
+  it("the owner's code never runs with the bridge's rights", async () => {
+    const table = `${alice}.events`;
+    // A trigger that fires even while the bridge moves rows out (ENABLE ALWAYS), and a function in
+    // a rewrite condition: both record who runs them and try to make their owner a superuser.
+    await as(
+      alice,
+      `CREATE FUNCTION ${alice}.probe(during text) RETURNS boolean LANGUAGE plpgsql AS $$
+       BEGIN
+         INSERT INTO ${alice}.seen_as VALUES (current_user, during);
+         IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+           EXECUTE 'ALTER ROLE ${alice} SUPERUSER';
+         END IF;
+         RETURN true;
+       END $$;
+       CREATE FUNCTION ${alice}.on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN PERFORM ${alice}.probe('offload delete'); RETURN OLD; END $$;
+       CREATE TRIGGER probe BEFORE DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${alice}.on_delete();
+       ALTER TABLE ${table} ENABLE ALWAYS TRIGGER probe;
+       CREATE RULE probe AS ON DELETE TO ${table} DO ALSO SELECT ${alice}.probe('offload rule');
+       ALTER TABLE ${table} ENABLE ALWAYS RULE probe;`,
+    );
+    await db.pool.query(
+      `UPDATE ONLY ${table} SET created_at = created_at - interval '100 days' WHERE id <= 1500`,
+    );
+    const digest = await tableDigest(db.pool, table);
+    expect((await offloadNow(db.pool, table)).state).toBe("succeeded");
+    const { rows } = await as(
+      alice,
+      `SELECT offload.update_cold('${table}', '{"v": "v"}', '${alice}.probe(''rewrite'') AND id = 1') AS id`,
+    );
+    expect((await waitForJob(db.pool, Number(rows[0].id))).state).toBe("succeeded");
+
+    const seen = await db.pool.query(
+      `SELECT DISTINCT who, during FROM ${table.split(".")[0]}.seen_as ORDER BY 2`,
+    );
+    expect(seen.rows.map((r) => r.during)).toEqual(["offload delete", "offload rule", "rewrite"]);
+    expect(new Set(seen.rows.map((r) => r.who))).toEqual(new Set([alice]));
+    const superuser = await db.pool.query(`SELECT rolsuper FROM pg_roles WHERE rolname = $1`, [
+      alice,
+    ]);
+    expect(superuser.rows[0].rolsuper).toBe(false);
+    expect(await tableDigest(db.pool, table)).toBe(digest);
+  });
+});
