@@ -163,7 +163,10 @@ describe("offloads under a write workload, then many concurrent cold scans", () 
         try {
           return await client.query(aggregate).then(
             (r) => r.rows[0],
-            (error: Error) => ({ error: error.message }),
+            (error: Error & { detail?: string }) => ({
+              error: error.message,
+              detail: error.detail,
+            }),
           );
         } finally {
           await client.end();

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testStoreConfig } from "./support/bridge-harness.ts";
-import { spawnBridge } from "./support/bridge-process.ts";
-import { duplicatedIds, tableDigest } from "./support/digest.ts";
-import { fixture, segmentTables } from "./support/fixtures.ts";
-import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
+import { testStoreConfig } from "../support/bridge-harness.ts";
+import { spawnBridge } from "../support/bridge-process.ts";
+import { duplicatedIds, tableDigest } from "../support/digest.ts";
+import { fixture, segmentTables } from "../support/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 
 // Where the bridge dies: before any upload, between uploads (first and a later segment), with all
 // chunks stored but nothing committed, and right after a commit (before the job is marked done).

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningBridge } from "../bridge/bridge.ts";
-import { objectKey } from "../storage/object-key.ts";
+import type { RunningBridge } from "../../bridge/bridge.ts";
+import { objectKey } from "../../storage/object-key.ts";
 import {
   offloadNow,
   startTestBridge,
   testStoreConfig,
   type StoreKind,
-} from "./support/bridge-harness.ts";
-import { fixture } from "./support/fixtures.ts";
-import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
+} from "../support/bridge-harness.ts";
+import { fixture } from "../support/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 
 describe.each<StoreKind>(["local", "s3"])(
   "a damaged %s store fails the query clearly",
