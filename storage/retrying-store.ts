@@ -166,12 +166,16 @@ export class RetryingStore implements ObjectStore {
 
   private gaveUp(attempts: number, last: StoreError, started?: number): StoreError {
     const took = started === undefined ? "" : ` in ${Date.now() - started} ms`;
-    return new StoreError(last.kind, `${last.detail} (gave up after ${attempts} attempts${took})`, {
-      store: this.description,
-      key: last.key,
-      retryable: last.retryable,
-      cause: last,
-    });
+    return new StoreError(
+      last.kind,
+      `${last.detail} (gave up after ${plural(attempts, "attempt")}${took})`,
+      {
+        store: this.description,
+        key: last.key,
+        retryable: last.retryable,
+        cause: last,
+      },
+    );
   }
 
   private pastDeadline(
@@ -185,8 +189,12 @@ export class RetryingStore implements ObjectStore {
     return new StoreError(
       "timeout",
       `${op} did not finish within its ${this.policy.deadlineMs} ms deadline ` +
-        `(${attempts} attempts)${before}`,
+        `(${plural(attempts, "attempt")})${before}`,
       { store: this.description, key, cause: last },
     );
   }
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
