@@ -76,6 +76,8 @@ export interface ProxyCounts {
   /** Faults injected, by kind, and in all. */
   faults: number;
   byKind: Partial<Record<FaultKind, number>>;
+  /** Requests the proxy failed to forward, unasked: a test should expect none. */
+  proxyErrors: string[];
 }
 
 export interface S3FaultProxy {
@@ -125,7 +127,13 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
   const target = new URL(upstream);
   const agent = new Agent({ keepAlive: true });
   const rules: Armed[] = [];
-  const counts: ProxyCounts = { requests: 0, byMethod: {}, faults: 0, byKind: {} };
+  const counts: ProxyCounts = {
+    requests: 0,
+    byMethod: {},
+    faults: 0,
+    byKind: {},
+    proxyErrors: [],
+  };
   const sockets = new Set<Socket>();
 
   const server: Server = createServer((req, res) => {
@@ -137,7 +145,10 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
       counts.faults++;
       counts.byKind[rule.rule.fault] = (counts.byKind[rule.rule.fault] ?? 0) + 1;
     }
-    handle(req, res, rule?.rule).catch(() => {
+    handle(req, res, rule?.rule).catch((error: unknown) => {
+      // The proxy itself failed (the server went away?): the client sees a dropped connection,
+      // which is a fault nobody armed, so it is counted for the test to check.
+      counts.proxyErrors.push(`${method} ${req.url}: ${String(error)}`);
       req.socket.destroy();
     });
   });

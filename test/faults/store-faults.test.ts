@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import type { RunningBridge } from "../../bridge/bridge.ts";
 import {
@@ -13,10 +13,13 @@ import {
 } from "../../sandbox/s3-fault-proxy.ts";
 import { decodeChunk } from "../../storage/chunk-format.ts";
 import { LOCAL_TEMP_DIR } from "../../storage/local-store.ts";
+import { objectKey } from "../../storage/object-key.ts";
+import { S3Store } from "../../storage/s3-store.ts";
 import type { StoreConfig } from "../../storage/open-store.ts";
 import { offloadNow, startTestBridge, testStoreConfig } from "../support/bridge-harness.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
 import { fixture, segmentTables } from "../support/fixtures.ts";
+import { storeFailure } from "../support/store-assertions.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 
 // What this file did, printed at the end as one line for the run's report.
@@ -84,12 +87,13 @@ describe("S3 behind a fault-injecting proxy", () => {
     // The source rows stay hot: each test offloads a copy of its own.
     await db.pool.query("SELECT offload.detach_policy('events')");
     const { config } = await testStoreConfig("s3");
+    if (config.kind !== "s3") throw new Error("unreachable");
     const store: StoreConfig = {
       ...config,
       ...S3_TIMEOUTS,
       endpoint: proxy.endpoint,
       retry: RETRY,
-    } as StoreConfig;
+    };
     bridge = await startTestBridge(db.url, store, { overrides: JOB_OVERRIDES });
   });
 
@@ -98,6 +102,11 @@ describe("S3 behind a fault-injecting proxy", () => {
     await db?.drop();
     if (proxy) tally.injected += proxy.counts().faults;
     await proxy?.close();
+  });
+
+  afterEach(() => {
+    // Every dropped connection was one a test asked for.
+    expect(proxy.counts().proxyErrors).toEqual([]);
   });
 
   let uploadTables = 0;
@@ -139,6 +148,26 @@ describe("S3 behind a fault-injecting proxy", () => {
       await expectOffloaded(db, table, digest);
     },
   );
+
+  it("a GET body cut short never comes back as a short object: Node's HTTP client fails it first", async () => {
+    const { config } = await testStoreConfig("s3");
+    if (config.kind !== "s3") throw new Error("unreachable");
+    const direct = new S3Store({ ...config, endpoint: proxy.endpoint, maxAttempts: 1 });
+    try {
+      const key = objectKey("truncation/probe.chunk");
+      await direct.put(key, Buffer.alloc(256 * 1024, 7));
+      const armed = proxy.inject({ fault: "truncate", method: "GET", times: 1 });
+      const error = await storeFailure(direct.get(key));
+      expect(armed.injected).toBe(1);
+      // "aborted" (ECONNRESET) from the response stream; the store's own Content-Length check and
+      // then the chunk's length and CRC are further lines, for a client that would not notice.
+      expect(error).toMatchObject({ kind: "unavailable", retryable: true, key });
+      expect(error.message).toMatch(/ECONNRESET: aborted/);
+      expect((await direct.get(key)).length).toBe(256 * 1024);
+    } finally {
+      direct.destroy();
+    }
+  });
 
   describe("reads of an offloaded table", () => {
     let digest: string;
