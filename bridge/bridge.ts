@@ -34,7 +34,13 @@ export async function startBridge(
   options: { store?: ObjectStore; log?: Logger } = {},
 ): Promise<RunningBridge> {
   const log = options.log ?? createLogger({ worker: config.workerId });
-  const store = options.store ?? openStore(config.store);
+  // A store given by the caller (tests wrap one in a FaultyStore) is used as it is, retries or not.
+  const store =
+    options.store ??
+    openStore(config.store, {
+      onRetry: ({ op, key, attempt, delayMs, error }) =>
+        log.warn("store call failed; retrying", { op, key, attempt, delayMs, error }),
+    });
   const db = createPool(config.databaseUrl, log);
   const cleanups: Array<() => Promise<void>> = [() => db.end()];
   const stop = async () => {

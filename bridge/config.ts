@@ -2,6 +2,8 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { isAbsolute } from "node:path";
 import type { StoreConfig } from "../storage/open-store.ts";
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../storage/retrying-store.ts";
+import { DEFAULT_S3_CONNECT_TIMEOUT_MS, DEFAULT_S3_IDLE_TIMEOUT_MS } from "../storage/s3-store.ts";
 
 export interface BridgeConfig {
   /** libpq-style URL of the database the bridge serves; its role must be a superuser. */
@@ -84,7 +86,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
   if (!databaseUrl) throw new ConfigError("PGOFFLOAD_DATABASE_URL", "is not set");
   return {
     databaseUrl,
-    store: storeFromEnv(env),
+    store: { ...storeFromEnv(env, int), retry: retryFromEnv(int) },
     readListen: readListenFromEnv(env),
     readSocket: absolutePath(env, "PGOFFLOAD_READ_SOCKET", DEFAULTS.readSocket),
     readSecretFile: absolutePath(env, "PGOFFLOAD_READ_SECRET_FILE", DEFAULTS.readSecretFile),
@@ -127,7 +129,20 @@ function readListenFromEnv(env: NodeJS.ProcessEnv): "unix" | "tcp" {
   return listen;
 }
 
-function storeFromEnv(env: NodeJS.ProcessEnv): StoreConfig {
+type IntReader = (key: string, fallback: number, min?: number) => number;
+
+/** Store calls retry within the call (storage/retrying-store.ts); these bound how hard. */
+function retryFromEnv(int: IntReader): RetryPolicy {
+  const d = DEFAULT_RETRY_POLICY;
+  return {
+    maxAttempts: int("PGOFFLOAD_STORE_MAX_ATTEMPTS", d.maxAttempts),
+    baseDelayMs: int("PGOFFLOAD_STORE_RETRY_BASE_MS", d.baseDelayMs, 0),
+    maxDelayMs: int("PGOFFLOAD_STORE_RETRY_MAX_MS", d.maxDelayMs, 0),
+    deadlineMs: int("PGOFFLOAD_STORE_DEADLINE_MS", d.deadlineMs),
+  };
+}
+
+function storeFromEnv(env: NodeJS.ProcessEnv, int: IntReader): StoreConfig {
   const kind = env.PGOFFLOAD_STORE ?? "local";
   if (kind === "local") {
     return { kind: "local", dir: env.PGOFFLOAD_STORE_DIR || "./pg-offload-store" };
@@ -142,6 +157,8 @@ function storeFromEnv(env: NodeJS.ProcessEnv): StoreConfig {
       region: env.PGOFFLOAD_S3_REGION || env.AWS_REGION || undefined,
       endpoint: env.PGOFFLOAD_S3_ENDPOINT || undefined,
       forcePathStyle: env.PGOFFLOAD_S3_FORCE_PATH_STYLE === "true",
+      connectTimeoutMs: int("PGOFFLOAD_S3_CONNECT_TIMEOUT_MS", DEFAULT_S3_CONNECT_TIMEOUT_MS),
+      idleTimeoutMs: int("PGOFFLOAD_S3_IDLE_TIMEOUT_MS", DEFAULT_S3_IDLE_TIMEOUT_MS),
     };
   }
   throw new ConfigError("PGOFFLOAD_STORE", `must be "local" or "s3", got "${kind}"`);

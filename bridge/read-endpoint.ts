@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
@@ -168,7 +169,31 @@ export class ReadEndpoint {
     }
   }
 
+  /**
+   * A chunk whose bytes arrive but fail verification (a length the index does not know, a bad
+   * CRC) is fetched again, up to CHUNK_FETCHES times: damage on the way (a proxy, a flaky link)
+   * goes away with a new fetch, damage at rest does not and then fails the query. Store errors are
+   * not retried here: the store retries its own calls (storage/retrying-store.ts), and doing it
+   * twice would multiply the attempts.
+   */
   private async fetchChunk(
+    table: string,
+    segment: number,
+    chunk: ChunkRow,
+    signal: AbortSignal,
+  ): Promise<Buffer> {
+    for (let fetch = 1; ; fetch++) {
+      try {
+        return await this.fetchVerifiedChunk(table, segment, chunk, signal);
+      } catch (error) {
+        if (!(error instanceof DamagedChunkError) || fetch >= CHUNK_FETCHES) throw error;
+        this.log.warn("chunk failed verification; fetching it again", { segment, fetch, error });
+        await sleep(REFETCH_DELAY_MS * (1 + Math.random()), undefined, { signal });
+      }
+    }
+  }
+
+  private async fetchVerifiedChunk(
     table: string,
     segment: number,
     chunk: ChunkRow,
@@ -180,11 +205,12 @@ export class ReadEndpoint {
       stored = await this.store.get(objectKey(key), { signal });
     } catch (error) {
       const kind = (error as { kind?: string }).kind;
-      const problem = kind === "not_found" ? "object missing from the store" : "store read failed";
+      const problem =
+        kind === "not_found" ? "object missing from the store" : `store read failed (${kind})`;
       throw new SegmentReadError(problem, table, segment, key, { cause: error });
     }
     if (stored.length !== Number(chunk.stored_bytes)) {
-      throw new SegmentReadError(
+      throw new DamagedChunkError(
         `object is ${stored.length} bytes, the index says ${chunk.stored_bytes}`,
         table,
         segment,
@@ -196,14 +222,21 @@ export class ReadEndpoint {
       decoded = decodeChunk(stored);
     } catch (error) {
       const reason = (error as { reason?: string }).reason ?? "unreadable chunk";
-      throw new SegmentReadError(reason, table, segment, key, { cause: error });
+      throw new DamagedChunkError(reason, table, segment, key, { cause: error });
     }
     if (decoded.rows !== Number(chunk.rows) || decoded.raw.length !== Number(chunk.raw_bytes)) {
-      throw new SegmentReadError("chunk disagrees with the virtual index", table, segment, key);
+      throw new DamagedChunkError("chunk disagrees with the virtual index", table, segment, key);
     }
     return decoded.raw;
   }
 }
+
+/** The object was read, but its bytes are not what was stored. */
+class DamagedChunkError extends SegmentReadError {}
+
+// Three fetches of a damaged chunk, a short jittered pause between them.
+const CHUNK_FETCHES = 3;
+const REFETCH_DELAY_MS = 100;
 
 // 1,600 is PostgreSQL's column limit, so this many tab-separated fields never fit a table.
 const MORE_FIELDS_THAN_ANY_TABLE = "\t".repeat(1600);

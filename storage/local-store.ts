@@ -189,6 +189,11 @@ export class LocalStore implements ObjectStore {
         );
       case "ENOSPC":
       case "EDQUOT":
+        return new StoreError("no_space", reason, context);
+      case "EACCES":
+      case "EPERM":
+      case "EROFS":
+        return new StoreError("permission", reason, context);
       case "EMFILE":
       case "ENFILE":
       case "EAGAIN":

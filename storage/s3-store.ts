@@ -5,6 +5,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  type PutObjectCommandOutput,
 } from "@aws-sdk/client-s3";
 import { isObjectKey, objectKey } from "./object-key.ts";
 import type { ObjectInfo, ObjectKey, ObjectStore, StoreCallOptions } from "./object-store.ts";
@@ -20,8 +21,18 @@ export interface S3StoreOptions {
   endpoint?: string;
   /** Path-style URLs (`endpoint/bucket/key`), which most S3-compatible services need. */
   forcePathStyle?: boolean;
-  /** Attempts per call, including the SDK's own retries with backoff. Default 3. */
+  /**
+   * Attempts per call, including the SDK's own retries with backoff. Default 3. openStore() sets 1:
+   * there a RetryingStore does the retrying (see storage/retrying-store.ts for why).
+   */
   maxAttempts?: number;
+  /** A connection not made within this long fails the attempt (kind "timeout"). Default 10 s. */
+  connectTimeoutMs?: number;
+  /**
+   * A socket silent this long, before or during the answer (headers or body), fails the attempt
+   * (kind "timeout"). Default 60 s.
+   */
+  idleTimeoutMs?: number;
   /** Keys per ListObjectsV2 page (S3 caps it at 1000); lower only to exercise pagination. */
   listPageSize?: number;
   /**
@@ -33,9 +44,12 @@ export interface S3StoreOptions {
 }
 
 // A connection that cannot be made in 10 s, or a socket silent for 60 s, is treated as failed (kind
-// "timeout") rather than left to hang a job: the SDK's own default is to wait forever.
-const CONNECT_TIMEOUT_MS = 10_000;
-const IDLE_TIMEOUT_MS = 60_000;
+// "timeout") rather than left to hang a job: the SDK's own default is to wait forever. Both are
+// configurable (PGOFFLOAD_S3_CONNECT_TIMEOUT_MS, PGOFFLOAD_S3_IDLE_TIMEOUT_MS), so tests can use
+// short ones. The idle timeout is not a limit on a whole transfer: a slow upload that keeps
+// moving bytes never hits it.
+export const DEFAULT_S3_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_S3_IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * An ObjectStore on S3 or an S3-compatible service.
@@ -46,7 +60,7 @@ const IDLE_TIMEOUT_MS = 60_000;
  * request and rejects with kind "cancelled".
  *
  * Note: without s3:ListBucket permission S3 answers a GET of a missing key with 403, not 404; that
- * surfaces as kind "other", not "not_found".
+ * surfaces as kind "permission", not "not_found".
  */
 export class S3Store implements ObjectStore {
   readonly description: string;
@@ -71,7 +85,10 @@ export class S3Store implements ObjectStore {
       // Only the checksums an operation requires: the SDK's default adds CRC32 trailers to every
       // upload, which several S3-compatible services reject. Our Content-MD5 is checked everywhere.
       requestChecksumCalculation: "WHEN_REQUIRED",
-      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: IDLE_TIMEOUT_MS },
+      requestHandler: {
+        connectionTimeout: options.connectTimeoutMs ?? DEFAULT_S3_CONNECT_TIMEOUT_MS,
+        socketTimeout: options.idleTimeoutMs ?? DEFAULT_S3_IDLE_TIMEOUT_MS,
+      },
     });
   }
 
@@ -79,18 +96,28 @@ export class S3Store implements ObjectStore {
     const { signal } = options;
     const fullKey = this.fullKey(key);
     throwIfCancelled(signal, { store: this.description, key });
+    const md5 = createHash("md5").update(body).digest();
     const command = new PutObjectCommand({
       Bucket: this.bucket,
       Key: fullKey,
       Body: body,
       ContentLength: body.length,
-      ContentMD5: createHash("md5").update(body).digest("base64"),
+      ContentMD5: md5.toString("base64"),
       ContentType: "application/octet-stream",
     });
+    let answer: PutObjectCommandOutput;
     try {
-      await this.client.send(command, { abortSignal: signal });
+      answer = await this.client.send(command, { abortSignal: signal });
     } catch (error) {
       throw this.storeError(error, "put failed", key, signal);
+    }
+    if (storedDifferentBytes(answer, md5)) {
+      // Stored, but not what we sent; a retry overwrites it (the key is not committed anywhere yet).
+      throw new StoreError(
+        "unavailable",
+        `put: the service stored other bytes (ETag ${answer.ETag}, Content-MD5 ${md5.toString("hex")})`,
+        this.at(key),
+      );
     }
   }
 
@@ -200,6 +227,20 @@ export class S3Store implements ObjectStore {
   }
 }
 
+/**
+ * S3, MinIO and Ceph refuse a body whose Content-MD5 does not match, but not every S3-compatible
+ * service checks it (s3rver does not). A plain single-part PUT's ETag is the MD5 of the bytes
+ * stored, so where the answer says the object is not encrypted (encrypted objects may carry other
+ * ETags) a different ETag means bytes damaged on the way were stored.
+ */
+function storedDifferentBytes(answer: PutObjectCommandOutput, md5: Buffer): boolean {
+  if (answer.ServerSideEncryption !== undefined || answer.SSECustomerAlgorithm !== undefined) {
+    return false;
+  }
+  const etag = /^"?([0-9a-f]{32})"?$/i.exec(answer.ETag ?? "")?.[1];
+  return etag !== undefined && etag.toLowerCase() !== md5.toString("hex");
+}
+
 async function readBody(
   body: { transformToByteArray(): Promise<Uint8Array> },
   signal: AbortSignal | undefined,
@@ -244,6 +285,8 @@ const TRANSIENT_S3_CODES = new Set([
   "BadDigest",
   "IncompleteBody",
   "XAmzContentSHA256Mismatch",
+  // A 403, but the SDK corrects its clock offset from the answer, so the next attempt is signed right.
+  "RequestTimeTooSkewed",
 ]);
 
 const NETWORK_CODES = new Set([
@@ -279,6 +322,7 @@ export function classifyS3Error(error: unknown): { kind: StoreErrorKind; retryab
     return { kind: "unavailable", retryable: true };
   }
   if (status === 400) return { kind: "bad_input", retryable: false };
+  if (status === 403) return { kind: "permission", retryable: false };
   return { kind: "other", retryable: e.$retryable !== undefined && e.$retryable !== false };
 }
 

@@ -3,7 +3,19 @@
  * on a backend's own error codes, so the bridge behaves the same on every store.
  */
 export type StoreErrorKind =
-  "not_found" | "bad_input" | "timeout" | "cancelled" | "unavailable" | "other";
+  | "not_found"
+  | "bad_input"
+  | "timeout"
+  | "cancelled"
+  | "unavailable"
+  /** The store refuses us: S3 403, a file system's EACCES/EPERM/EROFS. A person must act. */
+  | "permission"
+  /**
+   * The store is full (ENOSPC, EDQUOT). Not retried within a call: space comes back when garbage
+   * collection or a person frees it, on the scale of the job queue's backoff, not of milliseconds.
+   */
+  | "no_space"
+  | "other";
 
 export interface StoreErrorContext {
   /** The store's description (ObjectStore.description); empty when no store is involved yet. */
@@ -22,10 +34,13 @@ export class StoreError extends Error {
   readonly retryable: boolean;
   readonly key?: string;
   readonly store: string;
+  /** The message without the store and key appended, for wrappers that add to it. */
+  readonly detail: string;
 
   constructor(kind: StoreErrorKind, detail: string, context: StoreErrorContext) {
     super(`${detail}${where(context)}`, { cause: context.cause });
     this.kind = kind;
+    this.detail = detail;
     this.retryable = context.retryable ?? RETRYABLE_BY_DEFAULT.has(kind);
     this.key = context.key;
     this.store = context.store;

@@ -92,7 +92,8 @@ describe("S3Store against scripted HTTP answers", () => {
   it.each([
     [404, "NoSuchKey", "not_found", false],
     [404, "NoSuchBucket", "other", false],
-    [403, "AccessDenied", "other", false],
+    [403, "AccessDenied", "permission", false],
+    [403, "RequestTimeTooSkewed", "unavailable", true],
     [400, "InvalidArgument", "bad_input", false],
     [400, "BadDigest", "unavailable", true],
     [400, "RequestTimeout", "timeout", true],
