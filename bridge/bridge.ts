@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { enqueueScheduledJobs } from "../policies/due-segments.ts";
+import { loadKeyring } from "../storage/chunk-keys.ts";
 import { openStore } from "../storage/open-store.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { BridgeConfig } from "./config.ts";
@@ -34,6 +35,8 @@ export async function startBridge(
   options: { store?: ObjectStore; log?: Logger } = {},
 ): Promise<RunningBridge> {
   const log = options.log ?? createLogger({ worker: config.workerId });
+  // Before anything else: a bad key should stop the bridge before it touches the database.
+  const keys = await loadKeyring(config.encryptionKeys);
   // A store given by the caller (tests wrap one in a FaultyStore) is used as it is, retries or not.
   const store =
     options.store ??
@@ -59,7 +62,7 @@ export async function startBridge(
     }
     const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
 
-    const reads = await openReadEndpoint(config, db, store, log);
+    const reads = await openReadEndpoint(config, db, store, keys, log);
     cleanups.push(() => reads.endpoint.close());
     const endpoint = reads.target;
     await pointSegmentTablesAt(db, endpoint, log);
@@ -76,6 +79,7 @@ export async function startBridge(
         queue,
         chunkBytes: config.chunkBytes,
         compressionLevel: config.compressionLevel,
+        encryptionKey: keys.current,
         commitLockTimeoutMs: config.commitLockTimeoutMs,
         segmentTargetBytes: config.segmentTargetBytes,
       },
@@ -103,7 +107,11 @@ export async function startBridge(
       const schedule = setInterval(runSchedule, config.scheduleIntervalMs);
       cleanups.push(async () => clearInterval(schedule));
     }
-    log.info("bridge started", { endpoint: describeTarget(endpoint), store: store.description });
+    log.info("bridge started", {
+      endpoint: describeTarget(endpoint),
+      store: store.description,
+      encryptionKey: keys.current?.idHex ?? "none",
+    });
     return { endpoint, db, store, wake: () => worker.wake(), stop };
   } catch (error) {
     await stop().catch(() => {});

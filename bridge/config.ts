@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { isAbsolute } from "node:path";
+import type { KeySources } from "../storage/chunk-keys.ts";
 import type { StoreConfig } from "../storage/open-store.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../storage/retrying-store.ts";
 import { DEFAULT_S3_CONNECT_TIMEOUT_MS, DEFAULT_S3_IDLE_TIMEOUT_MS } from "../storage/s3-store.ts";
@@ -27,6 +28,8 @@ export interface BridgeConfig {
   /** About this many bytes of COPY text go into one stored chunk (one object). */
   chunkBytes: number;
   compressionLevel: number;
+  /** Chunk encryption keys: the one new chunks use (none: stored unencrypted) and older ones. */
+  encryptionKeys: KeySources;
   /** How long an offload's commit waits for running queries on the table before retrying later. */
   commitLockTimeoutMs: number;
   /** Polling interval: a missed NOTIFY delays work by at most this long. */
@@ -58,6 +61,7 @@ const DEFAULTS = {
   maxAttempts: 5,
   retryBaseDelayMs: 5_000,
   gcGraceMs: 86_400_000,
+  encryptionKeys: { previousFiles: [] } as KeySources,
 };
 
 export class ConfigError extends Error {
@@ -99,6 +103,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     segmentTargetBytes: int("PGOFFLOAD_SEGMENT_BYTES", DEFAULTS.segmentTargetBytes),
     chunkBytes: int("PGOFFLOAD_CHUNK_BYTES", DEFAULTS.chunkBytes),
     compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
+    encryptionKeys: encryptionKeysFromEnv(env),
     commitLockTimeoutMs: int("PGOFFLOAD_COMMIT_LOCK_TIMEOUT_MS", DEFAULTS.commitLockTimeoutMs),
     pollIntervalMs: int("PGOFFLOAD_POLL_MS", DEFAULTS.pollIntervalMs),
     scheduleIntervalMs: int("PGOFFLOAD_SCHEDULE_MS", DEFAULTS.scheduleIntervalMs, 0),
@@ -119,6 +124,28 @@ function absolutePath(env: NodeJS.ProcessEnv, key: string, fallback: string): st
     throw new ConfigError(key, `is longer than a unix socket path may be (107 bytes)`);
   }
   return path;
+}
+
+/** The key itself is read at start-up (storage/chunk-keys.ts); here only where it comes from. */
+function encryptionKeysFromEnv(env: NodeJS.ProcessEnv): KeySources {
+  const file = env.PGOFFLOAD_ENCRYPTION_KEY_FILE;
+  const text = env.PGOFFLOAD_ENCRYPTION_KEY;
+  if (file && text) {
+    throw new ConfigError(
+      "PGOFFLOAD_ENCRYPTION_KEY",
+      "and PGOFFLOAD_ENCRYPTION_KEY_FILE are both set; set one",
+    );
+  }
+  const previousFiles = (env.PGOFFLOAD_DECRYPTION_KEY_FILES ?? "")
+    .split(",")
+    .map((path) => path.trim())
+    .filter(Boolean);
+  const current = file
+    ? { source: file, file }
+    : text
+      ? { source: "PGOFFLOAD_ENCRYPTION_KEY", text }
+      : undefined;
+  return { current, previousFiles };
 }
 
 function readListenFromEnv(env: NodeJS.ProcessEnv): "unix" | "tcp" {

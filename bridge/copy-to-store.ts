@@ -4,6 +4,7 @@ import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import { encodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
+import type { ChunkKey } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { CopyChunker, type RawChunk } from "./copy-chunker.ts";
@@ -14,6 +15,8 @@ export interface ChunkWriterContext {
   installationId: string;
   chunkBytes: number;
   compressionLevel: number;
+  /** When set, chunks are stored encrypted with this key. */
+  encryptionKey?: ChunkKey;
   signal: AbortSignal;
 }
 
@@ -26,6 +29,8 @@ export interface WrittenChunk {
   stored_bytes: number;
   crc32c: number;
   codec: string;
+  /** The encryption key's id, as 8 hex digits; null when stored unencrypted. */
+  key_id: string | null;
 }
 
 /**
@@ -71,9 +76,13 @@ async function uploadChunk(
   keyBase: string,
   raw: RawChunk,
 ): Promise<WrittenChunk> {
-  const stored = encodeChunk(raw.data, { rows: raw.rows, compressionLevel: ctx.compressionLevel });
-  const header = readChunkHeader(stored);
   const key = objectKey(`${keyBase}/${String(raw.seq).padStart(6, "0")}.chunk`);
+  const stored = encodeChunk(raw.data, {
+    rows: raw.rows,
+    compressionLevel: ctx.compressionLevel,
+    encryptWith: ctx.encryptionKey && { ...ctx.encryptionKey, objectKey: key },
+  });
+  const header = readChunkHeader(stored);
   await ctx.store.put(key, stored, { signal: ctx.signal });
   return {
     seq: raw.seq,
@@ -83,6 +92,7 @@ async function uploadChunk(
     stored_bytes: stored.length,
     crc32c: header.payloadCrc32c,
     codec: header.codec === 1 ? "zstd" : "none",
+    key_id: ctx.encryptionKey?.idHex ?? null,
   };
 }
 

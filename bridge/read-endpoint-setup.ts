@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { ChunkKeyring } from "../storage/chunk-keys.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { BridgeConfig } from "./config.ts";
 import {
@@ -21,19 +22,20 @@ export async function openReadEndpoint(
   config: BridgeConfig,
   db: pg.Pool,
   store: ObjectStore,
+  keys: ChunkKeyring,
   log: Logger,
 ): Promise<{ endpoint: ReadEndpoint; target: ReaderTarget }> {
   const owner = await databaseOsUser(db);
   if (config.readListen === "unix") {
     await preparePrivateDirectory(dirname(config.readSocket), owner);
     await clearStaleSocket(config.readSocket);
-    const endpoint = new ReadEndpoint(db, store, log);
+    const endpoint = new ReadEndpoint(db, store, keys, log);
     await endpoint.listenOnSocket(config.readSocket);
     if (owner) await restrictSocket(config.readSocket, owner);
     return { endpoint, target: { kind: "unix", socketPath: config.readSocket } };
   }
   const secret = await loadReadSecret(config.readSecretFile, owner);
-  const endpoint = new ReadEndpoint(db, store, log, secret);
+  const endpoint = new ReadEndpoint(db, store, keys, log, secret);
   const address = await endpoint.listenOnTcp(config.readHost, config.readPort);
   const target: ReaderTarget = {
     kind: "tcp",

@@ -3,7 +3,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
-import { decodeChunk } from "../storage/chunk-format.ts";
+import { decodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
+import type { ChunkKeyring } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { carriesSecret } from "./endpoint-access.ts";
@@ -62,6 +63,7 @@ export class ReadEndpoint {
   constructor(
     private readonly db: pg.Pool,
     private readonly store: ObjectStore,
+    private readonly keys: ChunkKeyring,
     private readonly log: Logger,
     private readonly secret?: Buffer,
   ) {
@@ -219,9 +221,15 @@ export class ReadEndpoint {
     }
     let decoded: { raw: Buffer; rows: number };
     try {
-      decoded = decodeChunk(stored);
+      decoded = decodeChunk(stored, undefined, { objectKey: key, keys: this.keys });
     } catch (error) {
       const reason = (error as { reason?: string }).reason ?? "unreadable chunk";
+      // Fetching again cannot bring a key: say which one the bridge must be given.
+      if (reason === "unknown key") {
+        const keyId = readChunkHeader(stored).keyId?.toString(16).padStart(8, "0");
+        const problem = `chunk needs encryption key ${keyId}, which the bridge lacks`;
+        throw new SegmentReadError(problem, table, segment, key, { cause: error });
+      }
       throw new DamagedChunkError(reason, table, segment, key, { cause: error });
     }
     if (decoded.rows !== Number(chunk.rows) || decoded.raw.length !== Number(chunk.raw_bytes)) {

@@ -5,20 +5,25 @@
  *        0     4  magic "PGOF"
  *        4     2  format version (1)
  *        6     1  codec: 0 = none, 1 = zstd
- *        7     1  flags (0)
+ *        7     1  flags: bit 0 = payload encrypted (AES-256-GCM), other bits zero
  *        8     4  rows
  *       12     4  raw length (bytes of COPY text)
  *       16     4  payload length (bytes after the header)
  *       20     4  CRC32C of the payload
- *       24     4  reserved, zero
+ *       24     4  encryption key id when encrypted, else zero
  *       28     4  CRC32C of bytes 0..27
  *
- * The payload CRC covers what is stored, so damage is found before decompression runs on it, and
- * the header has its own CRC so that a damaged length or row count is never believed. Encoding and
- * decoding are synchronous on purpose: they are meant to move to worker threads as they are.
+ * The payload CRC covers what is stored, so damage is found before decryption or decompression
+ * runs on it, and the header has its own CRC so that a damaged length or row count is never
+ * believed. An encrypted payload is the compressed bytes sealed by storage/chunk-cipher.ts, with
+ * the header (bar its CRCs) and the object key as associated data. Chunks written before
+ * encryption existed have flags 0 and read as they always did. Encoding and decoding are
+ * synchronous on purpose: they are meant to move to worker threads as they are.
  */
 import { crc32c } from "@node-rs/crc32";
 import { compress, decompress } from "zstd-napi";
+import { openPayload, SEAL_OVERHEAD_BYTES, sealPayload } from "./chunk-cipher.ts";
+import { NO_KEYS, type ChunkKey, type ChunkKeyring } from "./chunk-keys.ts";
 
 export const CHUNK_HEADER_BYTES = 32;
 export const CHUNK_FORMAT_VERSION = 1;
@@ -26,6 +31,7 @@ export const CHUNK_MAGIC = Buffer.from("PGOF", "latin1");
 
 export const CODEC_NONE = 0;
 export const CODEC_ZSTD = 1;
+export const FLAG_ENCRYPTED = 1;
 
 const HEADER_CRC_OFFSET = 28;
 const MAX_U32 = 0xffff_ffff;
@@ -39,6 +45,13 @@ export interface ChunkHeader {
   rawLength: number;
   payloadLength: number;
   payloadCrc32c: number;
+  /** Set when the payload is encrypted: the id of the key it needs. */
+  keyId?: number;
+}
+
+/** How an encrypted chunk is sealed or opened: the key(s) and the object key it is bound to. */
+export interface ChunkSealing {
+  objectKey: string;
 }
 
 export type ChunkFormatReason =
@@ -49,7 +62,9 @@ export type ChunkFormatReason =
   | "corrupt payload"
   | `unsupported version ${number}`
   | `unsupported codec ${number}`
-  | `unsupported flags ${number}`;
+  | `unsupported flags ${number}`
+  | "unknown key"
+  | "authentication failed";
 
 /** A stored chunk that cannot be trusted; `reason` is short and stable, for messages and tests. */
 export class ChunkFormatError extends Error {
@@ -68,9 +83,9 @@ export class ChunkFormatError extends Error {
 
 export function encodeChunk(
   raw: Buffer,
-  options: { rows: number; compressionLevel: number },
+  options: { rows: number; compressionLevel: number; encryptWith?: ChunkKey & ChunkSealing },
 ): Buffer {
-  const { rows, compressionLevel } = options;
+  const { rows, compressionLevel, encryptWith } = options;
   if (!Number.isInteger(rows) || rows < 0 || rows > MAX_U32) {
     throw new RangeError(`chunk rows must be a u32, got ${rows}`);
   }
@@ -80,21 +95,33 @@ export function encodeChunk(
   }
   // zstd reads level 0 as "its default level"; for us 0 means "store uncompressed".
   const codec = compressionLevel === 0 ? CODEC_NONE : CODEC_ZSTD;
-  const payload = codec === CODEC_NONE ? raw : compress(raw, { compressionLevel });
+  const packed = codec === CODEC_NONE ? raw : compress(raw, { compressionLevel });
+  const payloadLength = packed.length + (encryptWith ? SEAL_OVERHEAD_BYTES : 0);
 
-  const stored = Buffer.allocUnsafe(CHUNK_HEADER_BYTES + payload.length);
-  CHUNK_MAGIC.copy(stored, 0);
-  stored.writeUInt16LE(CHUNK_FORMAT_VERSION, 4);
-  stored.writeUInt8(codec, 6);
-  stored.writeUInt8(0, 7);
-  stored.writeUInt32LE(rows, 8);
-  stored.writeUInt32LE(raw.length, 12);
-  stored.writeUInt32LE(payload.length, 16);
-  stored.writeUInt32LE(crc32c(payload), 20);
-  stored.writeUInt32LE(0, 24);
-  stored.writeUInt32LE(crc32c(stored.subarray(0, HEADER_CRC_OFFSET)), HEADER_CRC_OFFSET);
-  payload.copy(stored, CHUNK_HEADER_BYTES);
-  return stored;
+  const header = Buffer.alloc(CHUNK_HEADER_BYTES);
+  CHUNK_MAGIC.copy(header, 0);
+  header.writeUInt16LE(CHUNK_FORMAT_VERSION, 4);
+  header.writeUInt8(codec, 6);
+  header.writeUInt8(encryptWith ? FLAG_ENCRYPTED : 0, 7);
+  header.writeUInt32LE(rows, 8);
+  header.writeUInt32LE(raw.length, 12);
+  header.writeUInt32LE(payloadLength, 16);
+  header.writeUInt32LE(encryptWith?.id ?? 0, 24);
+  const payload = encryptWith
+    ? sealPayload(packed, encryptWith, associatedData(header, encryptWith))
+    : packed;
+  header.writeUInt32LE(crc32c(payload), 20);
+  header.writeUInt32LE(crc32c(header.subarray(0, HEADER_CRC_OFFSET)), HEADER_CRC_OFFSET);
+  return Buffer.concat([header, payload]);
+}
+
+/** What the seal authenticates besides the payload: the header without its CRCs, the object key. */
+function associatedData(header: Buffer, sealing: ChunkSealing): Buffer {
+  return Buffer.concat([
+    header.subarray(0, 20),
+    header.subarray(24, HEADER_CRC_OFFSET),
+    Buffer.from(sealing.objectKey),
+  ]);
 }
 
 /**
@@ -131,11 +158,12 @@ export function readChunkHeader(buf: Uint8Array, context?: string): ChunkHeader 
     rawLength: b.readUInt32LE(12),
     payloadLength: b.readUInt32LE(16),
     payloadCrc32c: b.readUInt32LE(20),
+    keyId: b.readUInt8(7) === FLAG_ENCRYPTED ? b.readUInt32LE(24) : undefined,
   };
   if (header.codec !== CODEC_NONE && header.codec !== CODEC_ZSTD) {
     throw new ChunkFormatError(`unsupported codec ${header.codec}`, undefined, context);
   }
-  if (header.flags !== 0 || b.readUInt32LE(24) !== 0) {
+  if ((header.flags & ~FLAG_ENCRYPTED) !== 0 || (!header.keyId && b.readUInt32LE(24) !== 0)) {
     throw new ChunkFormatError(
       `unsupported flags ${header.flags}`,
       "or reserved bytes set",
@@ -148,10 +176,15 @@ export function readChunkHeader(buf: Uint8Array, context?: string): ChunkHeader 
 /**
  * Verifies a stored chunk completely and returns its COPY text. Never returns data that differs
  * from what was encoded: every mismatch throws ChunkFormatError, with `context` (say table,
- * segment and key) appended to its message. With codec "none" the returned `raw` is a view of
- * `stored`, not a copy.
+ * segment and key) appended to its message. An encrypted chunk needs its key among `keys` and the
+ * object key it was stored under. With codec "none" and no encryption the returned `raw` is a
+ * view of `stored`, not a copy.
  */
-export function decodeChunk(stored: Uint8Array, context?: string): { raw: Buffer; rows: number } {
+export function decodeChunk(
+  stored: Uint8Array,
+  context?: string,
+  sealing?: ChunkSealing & { keys: ChunkKeyring },
+): { raw: Buffer; rows: number } {
   const header = readChunkHeader(stored, context);
   const actual = stored.length - CHUNK_HEADER_BYTES;
   if (actual < header.payloadLength) {
@@ -172,7 +205,11 @@ export function decodeChunk(stored: Uint8Array, context?: string): { raw: Buffer
   if (crc32c(payload) !== header.payloadCrc32c) {
     throw new ChunkFormatError("checksum mismatch", "in the payload", context);
   }
-  const raw = header.codec === CODEC_NONE ? payload : inflate(payload, context);
+  const packed =
+    header.keyId === undefined
+      ? payload
+      : unseal(payload, stored, header.keyId, sealing ?? { objectKey: "", keys: NO_KEYS }, context);
+  const raw = header.codec === CODEC_NONE ? packed : inflate(packed, context);
   if (raw.length !== header.rawLength) {
     throw new ChunkFormatError(
       "length mismatch",
@@ -181,6 +218,28 @@ export function decodeChunk(stored: Uint8Array, context?: string): { raw: Buffer
     );
   }
   return { raw, rows: header.rows };
+}
+
+function unseal(
+  payload: Buffer,
+  stored: Uint8Array,
+  keyId: number,
+  sealing: ChunkSealing & { keys: ChunkKeyring },
+  context: string | undefined,
+): Buffer {
+  const key = sealing.keys.byId.get(keyId);
+  const idHex = keyId.toString(16).padStart(8, "0");
+  if (!key) {
+    const detail = `encrypted with key ${idHex}, which is not among the configured keys`;
+    throw new ChunkFormatError("unknown key", detail, context);
+  }
+  const header = Buffer.from(stored.buffer, stored.byteOffset, CHUNK_HEADER_BYTES);
+  const plain = openPayload(payload, key, associatedData(header, sealing));
+  if (!plain) {
+    const detail = `key ${idHex}: altered, or stored under another object key`;
+    throw new ChunkFormatError("authentication failed", detail, context);
+  }
+  return plain;
 }
 
 function inflate(payload: Buffer, context: string | undefined): Buffer {

@@ -126,9 +126,11 @@ describe("chunk format", () => {
     expect(rejection(resealHeader(damaged((b) => b.writeUInt8(7, 6)))).reason).toBe(
       "unsupported codec 7",
     );
-    expect(rejection(resealHeader(damaged((b) => b.writeUInt8(1, 7)))).reason).toBe(
-      "unsupported flags 1",
+    expect(rejection(resealHeader(damaged((b) => b.writeUInt8(2, 7)))).reason).toBe(
+      "unsupported flags 2",
     );
+    // Bit 0 says "encrypted": a chunk claiming it needs a key this reader does not have.
+    expect(rejection(resealHeader(damaged((b) => b.writeUInt8(1, 7)))).reason).toBe("unknown key");
     expect(rejection(resealHeader(damaged((b) => b.writeUInt8(1, 25)))).reason).toBe(
       "unsupported flags 0",
     );
