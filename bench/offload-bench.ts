@@ -1,0 +1,183 @@
+import { dirname, join } from "node:path";
+import type pg from "pg";
+import type { CountingStore } from "../storage/counting-store.ts";
+import type { LocalPostgres } from "../sandbox/local-postgres.ts";
+import { parseLimitSql, type Dataset } from "./datasets.ts";
+import { bestOf, copyThroughZstd, timeQuery } from "./measure.ts";
+
+export interface BenchTarget {
+  server: LocalPostgres;
+  database: string;
+  db: pg.Client;
+  store: CountingStore;
+  scratch: string;
+}
+
+export interface ScanFigures {
+  workers: number;
+  coldMs: number;
+  hotMs: number;
+  parseLimitMs: number;
+  getsPerScan: number;
+  sameAnswer: boolean;
+}
+
+export interface BenchResult {
+  dataset: string;
+  store: string;
+  rows: number;
+  /** Table plus indexes, before offload. */
+  heapTotalBytes: number;
+  coldRows: number;
+  /** Heap bytes of the rows the policy moves: the base of both throughput figures. */
+  coldHeapBytes: number;
+  baseline: { ms: number; bytes: number };
+  offload: { ms: number; puts: number; bytesPut: number; segments: number; storedBytes: number };
+  scans: ScanFigures[];
+  day: {
+    coldMs: number;
+    hotMs: number;
+    segmentsScanned: number;
+    segments: number;
+    bytesFetched: number;
+    sameAnswer: boolean;
+  };
+}
+
+export async function runOffloadBench(
+  target: BenchTarget,
+  dataset: Dataset,
+  opts: { workers: number[]; runs: number; storeKind: string; COMPRESSION_LEVEL: number },
+): Promise<BenchResult> {
+  const { db } = target;
+  const table = dataset.name;
+  const heap = await one(
+    db,
+    `SELECT pg_total_relation_size('${table}') AS bytes, count(*) AS rows FROM ${table}`,
+  );
+  await db.query(
+    `SELECT offload.define_policy('bench', time_column => '${dataset.timeColumn}', older_than => interval '30 days')`,
+  );
+  await db.query(`SELECT offload.attach_policy('${table}', 'bench')`);
+  const cold = await one(
+    db,
+    `SELECT coalesce(sum(rows), 0) AS rows, coalesce(sum(heap_bytes), 0) AS bytes FROM offload.preview('${table}')`,
+  );
+  const baseline = await baselinePipeline(target, dataset, opts.COMPRESSION_LEVEL);
+  const offload = await offloadNow(target, table);
+  const scans: ScanFigures[] = [];
+  await db.query(parseLimitSql(table, dirname(target.server.dataDir)));
+  for (const workers of opts.workers)
+    scans.push(await fullScans(target, dataset, workers, opts.runs));
+  return {
+    dataset: table,
+    store: opts.storeKind,
+    rows: Number(heap.rows),
+    heapTotalBytes: Number(heap.bytes),
+    coldRows: Number(cold.rows),
+    coldHeapBytes: Number(cold.bytes),
+    baseline,
+    offload,
+    scans,
+    day: await dayQuery(target, dataset, opts.runs),
+  };
+}
+
+async function one(db: pg.Client, sql: string): Promise<Record<string, string>> {
+  return (await db.query(sql)).rows[0];
+}
+
+async function baselinePipeline(target: BenchTarget, dataset: Dataset, level: number) {
+  const file = join(target.scratch, `${dataset.name}.copy.zst`);
+  const copySql = `COPY (SELECT * FROM ONLY ${dataset.name} WHERE ${dataset.coldCondition}) TO STDOUT`;
+  const psql = join(target.server.binDir, "psql");
+  let bytes = 0;
+  const ms = await bestOf(2, async () => {
+    bytes = await copyThroughZstd(psql, target.server.url(target.database), copySql, level, file);
+  });
+  return { ms, bytes };
+}
+
+async function offloadNow(target: BenchTarget, table: string) {
+  target.store.take();
+  const started = performance.now();
+  const { id } = await one(target.db, `SELECT offload.run('${table}') AS id`);
+  for (;;) {
+    const job = await one(target.db, `SELECT state, last_error FROM offload.jobs WHERE id = ${id}`);
+    if (job.state === "succeeded") break;
+    if (job.state === "failed") throw new Error(`offload of ${table} failed: ${job.last_error}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const ms = performance.now() - started;
+  const counts = target.store.take();
+  const stored = await one(
+    target.db,
+    `SELECT count(DISTINCT s.id) AS segments, sum(c.stored_bytes) AS bytes
+       FROM offload.segments s JOIN offload.chunks c ON c.segment_id = s.id
+      WHERE s.table_id = '${table}'::regclass AND s.state = 'committed'`,
+  );
+  return {
+    ms,
+    puts: counts.puts,
+    bytesPut: counts.bytesPut,
+    segments: Number(stored.segments),
+    storedBytes: Number(stored.bytes),
+  };
+}
+
+async function fullScans(
+  target: BenchTarget,
+  dataset: Dataset,
+  workers: number,
+  runs: number,
+): Promise<ScanFigures> {
+  const { db } = target;
+  const table = dataset.name;
+  const timing = { workers, runs };
+  target.store.take();
+  const coldMs = await timeQuery(db, dataset.query("full", table), timing);
+  const getsPerScan = target.store.take().gets / runs;
+  const hotMs = await timeQuery(db, dataset.query("full", `${table}_hot`), timing);
+  const parseLimitMs = await timeQuery(db, dataset.query("full", `${table}_parse`), timing);
+  const sameAnswer = await sameAnswers(
+    db,
+    dataset.query("full", table),
+    dataset.query("full", `${table}_hot`),
+  );
+  return { workers, coldMs, hotMs, parseLimitMs, getsPerScan, sameAnswer };
+}
+
+async function dayQuery(target: BenchTarget, dataset: Dataset, runs: number) {
+  const { db } = target;
+  const timing = { workers: 0, runs };
+  target.store.take();
+  const coldMs = await timeQuery(db, dataset.query("day", dataset.name), timing);
+  const counts = target.store.take();
+  const hotMs = await timeQuery(db, dataset.query("day", `${dataset.name}_hot`), timing);
+  const scanned = new Set(counts.keysGot.map((key) => /\/s(\d+)-/.exec(key)?.[1]));
+  const { n } = await one(
+    db,
+    `SELECT count(*) AS n FROM offload.segments WHERE table_id = '${dataset.name}'::regclass AND state = 'committed'`,
+  );
+  return {
+    coldMs,
+    hotMs,
+    segmentsScanned: scanned.size,
+    segments: Number(n),
+    bytesFetched: counts.bytesGot / runs,
+    sameAnswer: await sameAnswers(
+      db,
+      dataset.query("day", dataset.name),
+      dataset.query("day", `${dataset.name}_hot`),
+    ),
+  };
+}
+
+/** Floating-point sums depend on row order; compare them to 12 significant digits. */
+async function sameAnswers(db: pg.Client, a: string, b: string): Promise<boolean> {
+  const answer = async (sql: string) =>
+    JSON.stringify((await db.query(sql)).rows).replace(/-?\d+\.\d{6,}(e[-+]?\d+)?/g, (number) =>
+      Number(number).toPrecision(12),
+    );
+  return (await answer(a)) === (await answer(b));
+}

@@ -1,0 +1,47 @@
+import type { BenchResult } from "./offload-bench.ts";
+
+const say = (line = "") => process.stdout.write(line + "\n");
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const secs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+const ratio = (value: number) => `${value.toFixed(2)}x`;
+const rate = (bytes: number, ms: number) =>
+  `${(bytes / 1024 / 1024 / (ms / 1000)).toFixed(1)} MB/s`;
+
+/** One block per dataset and store: each figure next to its baseline and the ratio. */
+export function printResult(r: BenchResult): void {
+  const gb = r.coldHeapBytes / 1024 ** 3;
+  say();
+  say(
+    `== ${r.dataset} on the ${r.store} store: ${r.rows.toLocaleString("en")} rows, ` +
+      `heap + indexes ${mb(r.heapTotalBytes)}; cold: ${r.coldRows.toLocaleString("en")} rows, ` +
+      `${mb(r.coldHeapBytes)} of heap, ${r.offload.segments} segments`,
+  );
+  say(
+    `offload            ${secs(r.offload.ms)}  ${rate(r.coldHeapBytes, r.offload.ms)}   ` +
+      `baseline COPY | zstd: ${secs(r.baseline.ms)}  ${rate(r.coldHeapBytes, r.baseline.ms)}   ` +
+      `throughput ratio ${ratio(r.baseline.ms / r.offload.ms)} (target >= 0.80x)`,
+  );
+  say(
+    `stored bytes       ${mb(r.offload.storedBytes)} = ${ratio(r.offload.storedBytes / r.heapTotalBytes)} ` +
+      `of heap + indexes (target <= 0.25x); baseline file ${mb(r.baseline.bytes)}`,
+  );
+  for (const s of r.scans) {
+    say(
+      `full scan, ${s.workers} workers  cold ${secs(s.coldMs)}   hot ${secs(s.hotMs)} ` +
+        `(cold/hot ${ratio(s.coldMs / s.hotMs)}, moonshot <= 3x)   parse limit ${secs(s.parseLimitMs)} ` +
+        `(cold/limit ${ratio(s.coldMs / s.parseLimitMs)}, target <= ${r.store === "local" ? "1.15" : "1.5"}x)` +
+        `${s.sameAnswer ? "" : "   ANSWERS DIFFER"}`,
+    );
+  }
+  const d = r.day;
+  say(
+    `one cold day       cold ${secs(d.coldMs)}   hot ${secs(d.hotMs)} (cold/hot ${ratio(d.coldMs / d.hotMs)}, ` +
+      `target <= 2x cached)   segments scanned ${d.segmentsScanned} of ${d.segments}, ` +
+      `${mb(d.bytesFetched)} fetched per query${d.sameAnswer ? "" : "   ANSWERS DIFFER"}`,
+  );
+  const scan = r.scans[0];
+  say(
+    `store requests     ${(r.offload.puts / gb).toFixed(0)} PUTs per GB of heap offloaded (${r.offload.puts} in all); ` +
+      `${scan ? scan.getsPerScan.toFixed(0) : "-"} GETs per full scan`,
+  );
+}
