@@ -19,8 +19,14 @@ export function createPool(databaseUrl: string, log: Logger, max = 6): pg.Pool {
     max,
     keepAlive: true,
   });
-  // An idle client that loses its connection must not crash the process; the next query reconnects.
-  pool.on("error", (error) => log.warn("idle database connection lost", { error }));
+  // A connection can die at any time (a server restart, a network cut). Without an 'error'
+  // listener Node would end the bridge; the pool listens only while a client is idle, so every
+  // client gets one of its own, checked out or not. The query in flight fails and its job retries;
+  // the pool drops the dead client and the next query connects again.
+  pool.on("connect", (client) =>
+    client.on("error", (error) => log.warn("database connection lost", { error })),
+  );
+  pool.on("error", () => {}); // the client's own listener above has logged it
   return pool;
 }
 

@@ -1,7 +1,11 @@
+import { existsSync } from "node:fs";
+
 /**
- * Named points in offloads, rewrites and reads where tests make the bridge die (SIGKILL itself), to prove that a
- * crash anywhere loses and duplicates nothing. Armed only through PGOFFLOAD_FAILPOINT, a
- * comma-separated list of names; a name with "@N" fires on its Nth hit.
+ * Named points in offloads, rewrites and reads where tests stop the bridge, to prove that a crash
+ * or a database restart anywhere loses and duplicates nothing. Armed only through
+ * PGOFFLOAD_FAILPOINT, a comma-separated list of `name[@N][:pause]`: the bridge kills itself
+ * (SIGKILL) at the Nth hit of the point (the first without @N), or with `:pause` stops there,
+ * event loop and all, until the file named by PGOFFLOAD_FAILPOINT_RESUME exists.
  */
 export type FailpointName =
   | "after-begin-segment"
@@ -18,11 +22,25 @@ export function failpoint(name: FailpointName): void {
   if (!armed) return;
   const count = (hits.get(name) ?? 0) + 1;
   hits.set(name, count);
-  for (const spec of armed.split(",")) {
-    const [armedName, nth] = spec.trim().split("@");
-    if (armedName === name && count === Number(nth ?? 1)) {
+  for (const spec of armed.split(",").map((s) => s.trim())) {
+    const [point = "", action] = spec.split(":");
+    const [armedName, nth] = point.split("@");
+    if (armedName !== name || count !== Number(nth ?? 1)) continue;
+    if (action === "pause") {
+      pauseUntilResumed(spec);
+    } else {
       process.stderr.write(`pg-offload: failpoint ${spec} reached, killing the bridge\n`);
       process.kill(process.pid, "SIGKILL");
     }
   }
+}
+
+// Blocking on purpose: nothing of the bridge runs meanwhile, as if its machine had stalled.
+function pauseUntilResumed(spec: string): void {
+  const resumeFile = process.env.PGOFFLOAD_FAILPOINT_RESUME;
+  if (!resumeFile) throw new Error(`failpoint ${spec}: set PGOFFLOAD_FAILPOINT_RESUME to a file`);
+  process.stderr.write(`pg-offload: failpoint ${spec} reached, pausing\n`);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (!existsSync(resumeFile)) Atomics.wait(nap, 0, 0, 50);
+  process.stderr.write(`pg-offload: failpoint ${spec} resumed\n`);
 }
