@@ -1,4 +1,6 @@
 import pg from "pg";
+import { setTimeout as sleep } from "node:timers/promises";
+import { backoffDelayMs, isConnectionLoss } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
 // Every bridge session writes and reads COPY text and key bounds in one fixed form, whatever the
@@ -36,4 +38,24 @@ export function createClient(databaseUrl: string): pg.Client {
     options: SESSION_OPTIONS,
     keepAlive: true,
   });
+}
+
+/**
+ * Runs a read-only query, sending it again (up to 3 times, after a short jittered pause) when the
+ * connection it went out on was dead: after a server restart the pool still holds connections
+ * the restart closed, and a cold scan must not fail for that.
+ */
+export async function readQuery<R extends pg.QueryResultRow>(
+  pool: pg.Pool,
+  sql: string,
+  params: unknown[],
+): Promise<pg.QueryResult<R>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await pool.query<R>(sql, params);
+    } catch (error) {
+      if (attempt >= 3 || !isConnectionLoss(error)) throw error;
+      await sleep(backoffDelayMs(attempt, 100));
+    }
+  }
 }

@@ -30,6 +30,26 @@ export function isRetryablePgError(error: unknown): boolean {
   return code !== undefined && RETRYABLE_SQLSTATES.has(code);
 }
 
+const CONNECTION_LOSS_STATES = new Set(["57P01", "57P02", "57P03", "08000", "08003", "08006"]);
+
+/**
+ * The server connection died or could not be made (a restart, a network cut): an idempotent query
+ * can simply be sent again on a fresh connection. node-postgres reports a socket closed under it
+ * without a SQLSTATE.
+ */
+export function isConnectionLoss(error: unknown): boolean {
+  const code = sqlState(error);
+  if (code) return CONNECTION_LOSS_STATES.has(code);
+  const message = (error as { message?: unknown } | null)?.message;
+  const errno = (error as { code?: unknown } | null)?.code;
+  return (
+    (typeof message === "string" && /Connection terminated/i.test(message)) ||
+    errno === "ECONNRESET" ||
+    errno === "ECONNREFUSED" ||
+    errno === "EPIPE"
+  );
+}
+
 /** Should a failed job be tried again later (within its attempt limit)? */
 export function isPermanentJobError(error: unknown): boolean {
   const code = sqlState(error);

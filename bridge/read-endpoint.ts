@@ -7,6 +7,7 @@ import { decodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
 import type { ChunkKeyring } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { readQuery } from "./db.ts";
 import { carriesSecret } from "./endpoint-access.ts";
 import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
@@ -132,7 +133,7 @@ export class ReadEndpoint {
     res: ServerResponse,
     signal: AbortSignal,
   ): Promise<void> {
-    const { rows } = await this.db.query<ChunkRow>(query("segment-chunks"), [segment, epoch]);
+    const { rows } = await readQuery<ChunkRow>(this.db, query("segment-chunks"), [segment, epoch]);
     const first = rows[0];
     if (!first) throw new SegmentReadError("segment not in the catalog", "unknown", segment);
     if (first.state !== "committed") {
