@@ -1,9 +1,25 @@
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testStoreConfig } from "../support/bridge-harness.ts";
 import { spawnBridge } from "../support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
 import { fixture, segmentTables } from "../support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
+
+const tally = { kills: 0, rowsChecked: 0 };
+
+/** A whole-table digest, counting the rows it covered for the summary line. */
+async function countedDigest(db: pg.Pool, table: string): Promise<string> {
+  const digest = await tableDigest(db, table);
+  tally.rowsChecked += Number(digest.split(":")[0]);
+  return digest;
+}
+
+afterAll(() => {
+  console.log(
+    `FAULTS crash: kills=${tally.kills} runs=${tally.kills} rows_checked=${tally.rowsChecked}`,
+  );
+});
 
 // Where the bridge dies: before any upload, between uploads (first and a later segment), with all
 // chunks stored but nothing committed, and right after a commit (before the job is marked done).
@@ -39,7 +55,7 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
       PGOFFLOAD_MAX_ATTEMPTS: "20",
     };
     await db.pool.query(fixture("events-table.sql"));
-    digest = await tableDigest(db.pool, "events");
+    digest = await countedDigest(db.pool, "events");
   });
 
   afterAll(async () => {
@@ -54,6 +70,7 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
       const doomed = spawnBridge({ ...env, PGOFFLOAD_FAILPOINT: point });
       const { signal } = await doomed.exited;
       expect(signal, doomed.output()).toBe("SIGKILL");
+      tally.kills++;
 
       // Committed segments need a bridge to be read: check the state the crash left as soon as
       // the next bridge serves reads (its takeover of the job waits for the lease to expire).
@@ -66,7 +83,7 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
               () => false,
             ),
         );
-        expect(await tableDigest(db.pool, "events")).toBe(digest);
+        expect(await countedDigest(db.pool, "events")).toBe(digest);
         expect(await duplicatedIds(db.pool, "events")).toBe(0);
 
         await waitUntil(async () => {
@@ -75,7 +92,7 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
           );
           return rows[0]?.state === "succeeded";
         });
-        expect(await tableDigest(db.pool, "events")).toBe(digest);
+        expect(await countedDigest(db.pool, "events")).toBe(digest);
         expect(await duplicatedIds(db.pool, "events")).toBe(0);
         const { rows } = await db.pool.query(
           "SELECT count(*)::int AS n FROM ONLY events WHERE created_at < now() - interval '30 days 1 minute'",
@@ -91,7 +108,7 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
       } finally {
         await survivor.kill("SIGTERM");
       }
-      expect(await tableDigest(db.pool, "events")).toBe(digest);
+      expect(await countedDigest(db.pool, "events")).toBe(digest);
     },
   );
 });
@@ -104,7 +121,8 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs = 60_000): Pro
   }
 }
 
-// A stand-in for offload.load_back (a later issue): copy cold rows into the heap, drop segments.
+// Copies cold rows into the heap and drops the segments, without offload.load_back (which has
+// crash tests of its own below), so that each failpoint starts from the same all-hot table.
 async function moveEverythingBackHot(db: TestDatabase): Promise<void> {
   const client = await db.pool.connect();
   try {
@@ -149,7 +167,7 @@ describe("the bridge killed in the middle of a load_back and of a rewrite", () =
       PGOFFLOAD_RETRY_BASE_MS: "100",
     };
     await db.pool.query(fixture("events-table.sql"));
-    digest = await tableDigest(db.pool, "events");
+    digest = await countedDigest(db.pool, "events");
     const bridge = spawnBridge(env);
     try {
       await db.pool.query("SELECT offload.run('events')");
@@ -178,15 +196,16 @@ describe("the bridge killed in the middle of a load_back and of a rewrite", () =
       /program .* failed|extra data|curl/,
     );
     expect((await doomed.exited).signal).toBe("SIGKILL");
+    tally.kills++;
 
     const survivor = spawnBridge(env);
     try {
       await waitUntil(async () => survivor.output().includes("bridge started"));
       expect(await segmentTables(db.pool, "events")).toEqual(segmentsBefore);
-      expect(await tableDigest(db.pool, "events")).toBe(digest);
+      expect(await countedDigest(db.pool, "events")).toBe(digest);
       await db.pool.query("SELECT offload.load_back('events')");
       expect(await segmentTables(db.pool, "events")).toEqual([]);
-      expect(await tableDigest(db.pool, "events")).toBe(digest);
+      expect(await countedDigest(db.pool, "events")).toBe(digest);
       expect(await duplicatedIds(db.pool, "events")).toBe(0);
 
       // Offload again for the rewrite below.
@@ -223,11 +242,12 @@ describe("the bridge killed in the middle of a load_back and of a rewrite", () =
           .id,
       );
       expect((await doomed.exited).signal, doomed.output()).toBe("SIGKILL");
+      tally.kills++;
 
       const survivor = spawnBridge(env);
       try {
         await waitUntil(async () => survivor.output().includes("bridge started"));
-        const mid = await tableDigest(db.pool, "events");
+        const mid = await countedDigest(db.pool, "events");
         // Segments already swapped are rewritten, the others not yet: never a half-rewritten one.
         expect([before, expected].includes(mid) || point === "before-swap@2").toBe(true);
         await waitUntil(async () => {
@@ -236,7 +256,7 @@ describe("the bridge killed in the middle of a load_back and of a rewrite", () =
           ]);
           return rows[0]?.state === "succeeded";
         });
-        expect(await tableDigest(db.pool, "events")).toBe(expected);
+        expect(await countedDigest(db.pool, "events")).toBe(expected);
         expect(await duplicatedIds(db.pool, "events")).toBe(0);
       } finally {
         await survivor.kill("SIGTERM");
@@ -253,7 +273,7 @@ async function tableDigestWithBridge(
   const bridge = spawnBridge(env);
   try {
     await waitUntil(async () => bridge.output().includes("bridge started"));
-    return await tableDigest(db.pool, table);
+    return await countedDigest(db.pool, table);
   } finally {
     await bridge.kill("SIGTERM");
   }
