@@ -26,6 +26,12 @@ function namedQueries(file: string): Map<string, string> {
   );
 }
 
+/** Midnight UTC, `days` days ago, as an ISO timestamp. */
+function daysAgo(days: number): string {
+  const day = new Date(Date.now() - days * 86_400_000);
+  return `${day.toISOString().slice(0, 10)} 00:00:00+00`;
+}
+
 function dataset(name: string, timeColumn: string, coldCondition: string): Dataset {
   const queries = namedQueries(`${name}-queries.sql`);
   return {
@@ -33,7 +39,12 @@ function dataset(name: string, timeColumn: string, coldCondition: string): Datas
     timeColumn,
     coldCondition,
     createSql: (rows) => sqlFile(`${name}.sql`).replaceAll("{rows}", String(rows)),
-    query: (query, table) => queries.get(query)!.replaceAll("{table}", table),
+    query: (query, table) =>
+      queries
+        .get(query)!
+        .replaceAll("{table}", table)
+        .replaceAll("{day_from}", daysAgo(200))
+        .replaceAll("{day_to}", daysAgo(199)),
   };
 }
 

@@ -47,7 +47,13 @@ export interface BenchResult {
 export async function runOffloadBench(
   target: BenchTarget,
   dataset: Dataset,
-  opts: { workers: number[]; runs: number; storeKind: string; COMPRESSION_LEVEL: number },
+  opts: {
+    workers: number[];
+    runs: number;
+    storeKind: string;
+    COMPRESSION_LEVEL: number;
+    explain: boolean;
+  },
 ): Promise<BenchResult> {
   const { db } = target;
   const table = dataset.name;
@@ -67,8 +73,10 @@ export async function runOffloadBench(
   const offload = await offloadNow(target, table);
   const scans: ScanFigures[] = [];
   await db.query(parseLimitSql(table, dirname(target.server.dataDir)));
-  for (const workers of opts.workers)
+  for (const workers of opts.workers) {
     scans.push(await fullScans(target, dataset, workers, opts.runs));
+    if (opts.explain) await printPlans(db, dataset, workers);
+  }
   return {
     dataset: table,
     store: opts.storeKind,
@@ -145,6 +153,16 @@ async function fullScans(
     dataset.query("full", `${table}_hot`),
   );
   return { workers, coldMs, hotMs, parseLimitMs, getsPerScan, sameAnswer };
+}
+
+/** The plans of the cold and parse-limit full scans: whether and how the work is spread. */
+async function printPlans(db: pg.Client, dataset: Dataset, workers: number): Promise<void> {
+  await db.query(`SET max_parallel_workers_per_gather = ${workers}`);
+  for (const table of [dataset.name, `${dataset.name}_parse`]) {
+    const { rows } = await db.query(`EXPLAIN (COSTS OFF) ${dataset.query("full", table)}`);
+    const plan = rows.map((row) => `    ${row["QUERY PLAN"]}`).join("\n");
+    process.stdout.write(`plan of the full scan of ${table}, ${workers} workers:\n${plan}\n`);
+  }
 }
 
 async function dayQuery(target: BenchTarget, dataset: Dataset, runs: number) {

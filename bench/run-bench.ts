@@ -31,6 +31,10 @@ interface Options {
   datasets: Dataset[];
   workers: number[];
   runs: number;
+  explain: boolean;
+  readAheadChunks: number;
+  chunkBytes: number;
+  uploadConcurrency: number;
 }
 
 function options(): Options {
@@ -41,6 +45,10 @@ function options(): Options {
       datasets: { type: "string", default: "readings,lineitem" },
       workers: { type: "string", default: "0,2" },
       runs: { type: "string", default: "3" },
+      explain: { type: "boolean", default: false },
+      "read-ahead": { type: "string", default: "2" },
+      "chunk-mib": { type: "string", default: "8" },
+      "upload-concurrency": { type: "string", default: "3" },
     },
   });
   const list = (text: string) => text.split(",").map((item) => item.trim());
@@ -61,6 +69,10 @@ function options(): Options {
     datasets,
     workers: list(values.workers).map(Number),
     runs: Number(values.runs),
+    explain: values.explain,
+    readAheadChunks: Number(values["read-ahead"]),
+    uploadConcurrency: Number(values["upload-concurrency"]),
+    chunkBytes: Math.round(Number(values["chunk-mib"]) * 1024 * 1024),
   };
 }
 
@@ -136,6 +148,9 @@ async function benchOne(
         pollIntervalMs: 200,
         scheduleIntervalMs: 0,
         compressionLevel: COMPRESSION_LEVEL,
+        readAheadChunks: opts.readAheadChunks,
+        chunkBytes: opts.chunkBytes,
+        uploadConcurrency: opts.uploadConcurrency,
       },
     ),
     { store: counting, log: silentLogger },

@@ -78,6 +78,7 @@ export async function startBridge(
         log,
         queue,
         chunkBytes: config.chunkBytes,
+        uploadConcurrency: config.uploadConcurrency,
         compressionLevel: config.compressionLevel,
         encryptionKey: keys.current,
         commitLockTimeoutMs: config.commitLockTimeoutMs,

@@ -27,6 +27,10 @@ export interface BridgeConfig {
   segmentTargetBytes: number;
   /** About this many bytes of COPY text go into one stored chunk (one object). */
   chunkBytes: number;
+  /** Chunks an offload uploads at once (memory: about twice this many chunks per job). */
+  uploadConcurrency: number;
+  /** Chunks a cold scan fetches ahead of the one it streams; 0 fetches one at a time. */
+  readAheadChunks: number;
   compressionLevel: number;
   /** Chunk encryption keys: the one new chunks use (none: stored unencrypted) and older ones. */
   encryptionKeys: KeySources;
@@ -53,6 +57,8 @@ const DEFAULTS = {
   readPort: 5480,
   segmentTargetBytes: 64 * 1024 * 1024,
   chunkBytes: 8 * 1024 * 1024,
+  readAheadChunks: 2,
+  uploadConcurrency: 3,
   compressionLevel: 3,
   commitLockTimeoutMs: 5_000,
   pollIntervalMs: 5_000,
@@ -102,6 +108,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     readAdvertisedHost: env.PGOFFLOAD_READ_ADVERTISED_HOST || undefined,
     segmentTargetBytes: int("PGOFFLOAD_SEGMENT_BYTES", DEFAULTS.segmentTargetBytes),
     chunkBytes: int("PGOFFLOAD_CHUNK_BYTES", DEFAULTS.chunkBytes),
+    uploadConcurrency: int("PGOFFLOAD_UPLOAD_CONCURRENCY", DEFAULTS.uploadConcurrency),
+    readAheadChunks: int("PGOFFLOAD_READ_AHEAD_CHUNKS", DEFAULTS.readAheadChunks, 0),
     compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
     encryptionKeys: encryptionKeysFromEnv(env),
     commitLockTimeoutMs: int("PGOFFLOAD_COMMIT_LOCK_TIMEOUT_MS", DEFAULTS.commitLockTimeoutMs),

@@ -8,6 +8,7 @@ import type { ChunkKey } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { CopyChunker, type RawChunk } from "./copy-chunker.ts";
+import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 
 export interface ChunkWriterContext {
@@ -15,6 +16,8 @@ export interface ChunkWriterContext {
   installationId: string;
   chunkBytes: number;
   compressionLevel: number;
+  /** Chunks uploaded at once per segment; memory is about twice this many chunks. */
+  uploadConcurrency: number;
   /** When set, chunks are stored encrypted with this key. */
   encryptionKey?: ChunkKey;
   signal: AbortSignal;
@@ -43,7 +46,9 @@ export function segmentKeyBase(installationId: string, segmentId: number, epoch:
 
 /**
  * Runs a COPY ... TO STDOUT and stores its output as chunks under `keyBase`, one pipeline with
- * backpressure: a failed upload aborts the COPY. Resolves once every chunk is confirmed stored.
+ * backpressure: up to `uploadConcurrency` chunks are uploaded at once (the next chunk is compressed
+ * and sent while earlier ones are still on their way), and the COPY waits beyond that. A failed
+ * upload aborts the COPY. Resolves, with the chunks in order, once every one is confirmed stored.
  */
 export async function copyToStore(
   ctx: ChunkWriterContext,
@@ -53,22 +58,47 @@ export async function copyToStore(
   onChunk: (chunk: WrittenChunk) => void = () => {},
 ): Promise<WrittenChunk[]> {
   const chunks: WrittenChunk[] = [];
+  const inFlight = new Set<Promise<void>>();
+  // One failed upload fails the segment: the others in flight are cancelled, not retried on.
+  const failed = new AbortController();
+  const uploadCtx = { ...ctx, signal: AbortSignal.any([ctx.signal, failed.signal]) };
+  const upload = (raw: RawChunk) => {
+    const uploading: Promise<void> = uploadChunk(uploadCtx, keyBase, raw)
+      .then((chunk) => {
+        chunks.push(chunk);
+        onChunk(chunk);
+        failpoint("after-chunk-upload");
+      })
+      .finally(() => inFlight.delete(uploading));
+    inFlight.add(uploading);
+    // Fails the pipeline at once, even while the COPY is between chunks.
+    uploading.catch((error: unknown) => {
+      if (!failed.signal.aborted) uploader.destroy(toError(error));
+      failed.abort();
+    });
+  };
   const uploader = new Writable({
     objectMode: true,
     highWaterMark: 1,
     write: (raw: RawChunk, _encoding, done) => {
-      uploadChunk(ctx, keyBase, raw).then((chunk) => {
-        chunks.push(chunk);
-        onChunk(chunk);
-        failpoint("after-chunk-upload");
-        done();
-      }, done);
+      upload(raw);
+      if (inFlight.size < Math.max(1, ctx.uploadConcurrency)) return done();
+      Promise.race(inFlight).then(() => done(), done);
+    },
+    final: (done) => {
+      Promise.all(inFlight).then(() => done(), done);
     },
   });
-  await pipeline(client.query(copyTo(copySql)), new CopyChunker(ctx.chunkBytes), uploader, {
-    signal: ctx.signal,
-  });
-  return chunks;
+  try {
+    await pipeline(client.query(copyTo(copySql)), new CopyChunker(ctx.chunkBytes), uploader, {
+      signal: ctx.signal,
+    });
+  } catch (error) {
+    // Nothing of this attempt may still run once the caller hears of its failure.
+    await Promise.allSettled([...inFlight]);
+    throw error;
+  }
+  return chunks.sort((a, b) => a.seq - b.seq);
 }
 
 async function uploadChunk(

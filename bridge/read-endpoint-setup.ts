@@ -29,13 +29,20 @@ export async function openReadEndpoint(
   if (config.readListen === "unix") {
     await preparePrivateDirectory(dirname(config.readSocket), owner);
     await clearStaleSocket(config.readSocket);
-    const endpoint = new ReadEndpoint(db, store, keys, log);
+    const endpoint = new ReadEndpoint(db, store, log, {
+      keys,
+      readAheadChunks: config.readAheadChunks,
+    });
     await endpoint.listenOnSocket(config.readSocket);
     if (owner) await restrictSocket(config.readSocket, owner);
     return { endpoint, target: { kind: "unix", socketPath: config.readSocket } };
   }
   const secret = await loadReadSecret(config.readSecretFile, owner);
-  const endpoint = new ReadEndpoint(db, store, keys, log, secret);
+  const endpoint = new ReadEndpoint(db, store, log, {
+    keys,
+    secret,
+    readAheadChunks: config.readAheadChunks,
+  });
   const address = await endpoint.listenOnTcp(config.readHost, config.readPort);
   const target: ReaderTarget = {
     kind: "tcp",

@@ -8,6 +8,7 @@ import type { ChunkKeyring } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { readQuery } from "./db.ts";
+import { readAhead } from "./read-ahead.ts";
 import { carriesSecret } from "./endpoint-access.ts";
 import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
@@ -47,6 +48,15 @@ export class SegmentReadError extends Error {
   }
 }
 
+export interface ReadEndpointOptions {
+  /** The keys encrypted chunks are read with. */
+  keys: ChunkKeyring;
+  /** With a secret, every request must carry it (TCP); without, the socket's directory guards it. */
+  secret?: Buffer;
+  /** Chunks of a segment fetched ahead of the one streaming (memory: this + 1 chunks a scan). */
+  readAheadChunks: number;
+}
+
 /**
  * Serves a segment's rows as COPY text: looks its chunks up in the virtual index, fetches each from
  * the store, verifies it and streams it with backpressure.
@@ -60,14 +70,19 @@ export class SegmentReadError extends Error {
 export class ReadEndpoint {
   private readonly server: Server;
 
-  /** With a `secret`, every request must carry it (TCP); without, the socket's directory guards it. */
+  private readonly keys: ChunkKeyring;
+  private readonly secret?: Buffer;
+  private readonly readAheadChunks: number;
+
   constructor(
     private readonly db: pg.Pool,
     private readonly store: ObjectStore,
-    private readonly keys: ChunkKeyring,
     private readonly log: Logger,
-    private readonly secret?: Buffer,
+    options: ReadEndpointOptions,
   ) {
+    this.keys = options.keys;
+    this.secret = options.secret;
+    this.readAheadChunks = options.readAheadChunks;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error) => {
         this.log.error("read endpoint failure", { error });
@@ -142,11 +157,12 @@ export class ReadEndpoint {
     if (Number(first.segment_rows) === 0) return; // an offloaded empty partition
     // Columns added, dropped or renamed since the rows were written: map them to today's.
     const mapColumns = columnMapper(first.read_plan);
-    for (const chunk of rows) {
-      if (chunk.object_key === null) {
-        throw new SegmentReadError(`no chunks for epoch ${epoch}`, first.table_name, segment);
-      }
-      const raw = await this.fetchChunk(first.table_name, segment, chunk, signal);
+    if (rows.some((chunk) => chunk.object_key === null)) {
+      throw new SegmentReadError(`no chunks for epoch ${epoch}`, first.table_name, segment);
+    }
+    const fetchChunk = (chunk: ChunkRow) =>
+      this.fetchChunk(first.table_name, segment, chunk, signal).then((raw) => ({ chunk, raw }));
+    for await (const { chunk, raw } of readAhead(rows, this.readAheadChunks, fetchChunk)) {
       const served = mapColumns
         ? this.mapChunk(mapColumns, raw, first.table_name, segment, chunk)
         : raw;

@@ -15,14 +15,14 @@ CREATE TABLE readings (
 INSERT INTO readings
 SELECT i,
        now() - interval '365 days' * (1 - i::float8 / {rows}),
-       (i * 7919) % 5000,
+       (i::bigint * 7919) % 5000,
        (ARRAY['cpu', 'mem', 'disk', 'net', 'temp'])[1 + i % 5],
        round((20 + 15 * sin(i / 977.0) + (i % 13) * 0.25)::numeric, 2)::float8,
        round((i % 100000) / 7.0, 3),
        (i % 4)::smallint,
        CASE WHEN i % 10 = 0 THEN NULL
             ELSE jsonb_build_object('rack', i % 40, 'zone', 'z' || i % 3, 'fw', '1.' || i % 7) END,
-       CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN 'ok' WHEN 2 THEN 'threshold exceeded on device ' || (i * 7919) % 5000
+       CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN 'ok' WHEN 2 THEN 'threshold exceeded on device ' || (i::bigint * 7919) % 5000
             ELSE 'sample ' || i % 1000 END
   FROM generate_series(1, {rows}) AS i;
 

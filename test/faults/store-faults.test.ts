@@ -28,7 +28,8 @@ const tally = { injected: 0, runs: 0, rowsChecked: 0 };
 // Short timeouts and quick retries, so a hang costs about a second per attempt. Three attempts per
 // store call; two attempts per job, so that a persistent fault ends the job quickly.
 const RETRY = { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200, deadlineMs: 10_000 };
-const JOB_OVERRIDES = { maxAttempts: 2, retryBaseDelayMs: 100 };
+// One upload at a time, so that the faults each job attempt meets can be counted exactly.
+const JOB_OVERRIDES = { maxAttempts: 2, retryBaseDelayMs: 100, uploadConcurrency: 1 };
 const S3_TIMEOUTS = { connectTimeoutMs: 1_000, idleTimeoutMs: 1_000 };
 
 const TABLE_ROWS = 20_000;
