@@ -25,6 +25,18 @@ import { runOffloadBench, type BenchTarget } from "./offload-bench.ts";
 
 const COMPRESSION_LEVEL = 3;
 
+const USAGE = `npm run bench -- [options]
+  --rows N                 rows per table (default 2000000)
+  --store local,s3         stores to run against (default both)
+  --datasets readings,lineitem
+  --workers 0,2            max_parallel_workers_per_gather values for the full scans
+  --runs N                 timed runs per query; the best is reported (default 3)
+  --explain                print the plans of the full scans
+  --chunk-mib N            chunk size (default 8)
+  --upload-concurrency N   chunks uploaded at once (default 3)
+  --read-ahead N           chunks fetched ahead by a cold scan (default 2)
+`;
+
 interface Options {
   rows: number;
   stores: Array<"local" | "s3">;
@@ -46,11 +58,16 @@ function options(): Options {
       workers: { type: "string", default: "0,2" },
       runs: { type: "string", default: "3" },
       explain: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
       "read-ahead": { type: "string", default: "2" },
       "chunk-mib": { type: "string", default: "8" },
       "upload-concurrency": { type: "string", default: "3" },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
   const list = (text: string) => text.split(",").map((item) => item.trim());
   const stores = list(values.store);
   for (const store of stores) {

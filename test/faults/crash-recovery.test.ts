@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testStoreConfig } from "../support/bridge-harness.ts";
-import { spawnBridge } from "../support/bridge-process.ts";
+import { quickBridgeEnv, spawnBridge } from "../support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
 import { fixture, segmentTables } from "../support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
@@ -42,18 +42,7 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
     const store = await testStoreConfig("local");
     cleanupStore = store.cleanup;
     if (store.config.kind !== "local") throw new Error("unreachable");
-    env = {
-      PGOFFLOAD_DATABASE_URL: db.url,
-      PGOFFLOAD_STORE: "local",
-      PGOFFLOAD_STORE_DIR: store.config.dir,
-      PGOFFLOAD_SEGMENT_BYTES: String(384 * 1024),
-      PGOFFLOAD_CHUNK_BYTES: String(48 * 1024),
-      PGOFFLOAD_POLL_MS: "200",
-      PGOFFLOAD_SCHEDULE_MS: "0",
-      PGOFFLOAD_JOB_LEASE_MS: "1500",
-      PGOFFLOAD_RETRY_BASE_MS: "100",
-      PGOFFLOAD_MAX_ATTEMPTS: "20",
-    };
+    env = quickBridgeEnv(db.url, store.config.dir);
     await db.pool.query(fixture("events-table.sql"));
     digest = await countedDigest(db.pool, "events");
   });
@@ -155,17 +144,7 @@ describe("the bridge killed in the middle of a load_back and of a rewrite", () =
     const store = await testStoreConfig("local");
     cleanupStore = store.cleanup;
     if (store.config.kind !== "local") throw new Error("unreachable");
-    env = {
-      PGOFFLOAD_DATABASE_URL: db.url,
-      PGOFFLOAD_STORE: "local",
-      PGOFFLOAD_STORE_DIR: store.config.dir,
-      PGOFFLOAD_SEGMENT_BYTES: String(384 * 1024),
-      PGOFFLOAD_CHUNK_BYTES: String(48 * 1024),
-      PGOFFLOAD_POLL_MS: "200",
-      PGOFFLOAD_SCHEDULE_MS: "0",
-      PGOFFLOAD_JOB_LEASE_MS: "1500",
-      PGOFFLOAD_RETRY_BASE_MS: "100",
-    };
+    env = quickBridgeEnv(db.url, store.config.dir);
     await db.pool.query(fixture("events-table.sql"));
     digest = await countedDigest(db.pool, "events");
     const bridge = spawnBridge(env);

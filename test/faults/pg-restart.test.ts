@@ -6,7 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installSchema } from "../../bridge/schema-installer.ts";
 import { startLocalPostgres, type LocalPostgres } from "../../sandbox/local-postgres.ts";
-import { spawnBridge, type BridgeProcess } from "../support/bridge-process.ts";
+import { quickBridgeEnv, spawnBridge, type BridgeProcess } from "../support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
 import { fixture, segmentTables } from "../support/fixtures.ts";
 
@@ -43,18 +43,7 @@ describe("PostgreSQL restarted in the middle of jobs", { timeout: 90_000 }, () =
     await installSchema(client).finally(() => client.release());
     await pool.query(fixture("events-table.sql"));
     scratch = await mkdtemp(join(tmpdir(), "pgo-restart-"));
-    env = {
-      PGOFFLOAD_DATABASE_URL: server.url("restarts"),
-      PGOFFLOAD_STORE: "local",
-      PGOFFLOAD_STORE_DIR: join(scratch, "store"),
-      PGOFFLOAD_SEGMENT_BYTES: String(384 * 1024),
-      PGOFFLOAD_CHUNK_BYTES: String(48 * 1024),
-      PGOFFLOAD_POLL_MS: "200",
-      PGOFFLOAD_SCHEDULE_MS: "0",
-      PGOFFLOAD_JOB_LEASE_MS: "1500",
-      PGOFFLOAD_RETRY_BASE_MS: "100",
-      PGOFFLOAD_MAX_ATTEMPTS: "20",
-    };
+    env = quickBridgeEnv(server.url("restarts"), join(scratch, "store"));
   }, 60_000);
 
   afterAll(async () => {

@@ -43,3 +43,23 @@ export function spawnBridge(env: Record<string, string>): BridgeProcess {
     },
   };
 }
+
+/**
+ * The environment of a quick child bridge on a local store: small segments and chunks (many
+ * steps to stop at), fast polling and short leases (a dead bridge's job is taken over quickly),
+ * no schedule (jobs run when a test asks).
+ */
+export function quickBridgeEnv(databaseUrl: string, storeDir: string): Record<string, string> {
+  return {
+    PGOFFLOAD_DATABASE_URL: databaseUrl,
+    PGOFFLOAD_STORE: "local",
+    PGOFFLOAD_STORE_DIR: storeDir,
+    PGOFFLOAD_SEGMENT_BYTES: String(384 * 1024),
+    PGOFFLOAD_CHUNK_BYTES: String(48 * 1024),
+    PGOFFLOAD_POLL_MS: "200",
+    PGOFFLOAD_SCHEDULE_MS: "0",
+    PGOFFLOAD_JOB_LEASE_MS: "1500",
+    PGOFFLOAD_RETRY_BASE_MS: "100",
+    PGOFFLOAD_MAX_ATTEMPTS: "20",
+  };
+}
