@@ -4,6 +4,7 @@ import { testStoreConfig } from "../support/bridge-harness.ts";
 import { quickBridgeEnv, spawnBridge } from "../support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
 import { fixture, segmentTables } from "../support/fixtures.ts";
+import { waitUntil } from "../support/wait.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 
 const tally = { kills: 0, rowsChecked: 0 };
@@ -101,14 +102,6 @@ describe("the bridge killed with SIGKILL in the middle of an offload", () => {
     },
   );
 });
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 // Copies cold rows into the heap and drops the segments, without offload.load_back (which has
 // crash tests of its own below), so that each failpoint starts from the same all-hot table.

@@ -9,6 +9,7 @@ import { startLocalPostgres, type LocalPostgres } from "../../sandbox/local-post
 import { quickBridgeEnv, spawnBridge, type BridgeProcess } from "../support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
 import { fixture, segmentTables } from "../support/fixtures.ts";
+import { waitUntil } from "../support/wait.ts";
 
 type Mode = "fast" | "immediate";
 const MODES: Mode[] = ["fast", "immediate"];
@@ -102,8 +103,7 @@ describe("PostgreSQL restarted in the middle of jobs", { timeout: 90_000 }, () =
         const { rows } = await pool.query("SELECT state FROM offload.jobs WHERE id = $1", [id]);
         return rows[0]?.state === "succeeded";
       },
-      bridge,
-      40_000,
+      { timeoutMs: 40_000, context: () => bridge.output() },
     );
   }
 
@@ -184,17 +184,3 @@ describe("PostgreSQL restarted in the middle of jobs", { timeout: 90_000 }, () =
     });
   });
 });
-
-async function waitUntil(
-  check: () => Promise<boolean>,
-  bridge?: BridgeProcess,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) {
-      throw new Error(`condition not reached in time${bridge ? `:\n${bridge.output()}` : ""}`);
-    }
-    await sleep(100);
-  }
-}
