@@ -51,7 +51,7 @@ export async function runOffloadBench(
     workers: number[];
     runs: number;
     storeKind: string;
-    COMPRESSION_LEVEL: number;
+    compressionLevel: number;
     explain: boolean;
   },
 ): Promise<BenchResult> {
@@ -69,7 +69,7 @@ export async function runOffloadBench(
     db,
     `SELECT coalesce(sum(rows), 0) AS rows, coalesce(sum(heap_bytes), 0) AS bytes FROM offload.preview('${table}')`,
   );
-  const baseline = await baselinePipeline(target, dataset, opts.COMPRESSION_LEVEL);
+  const baseline = await baselinePipeline(target, dataset, opts.compressionLevel);
   const offload = await offloadNow(target, table);
   const scans: ScanFigures[] = [];
   await db.query(parseLimitSql(table, dirname(target.server.dataDir)));

@@ -176,7 +176,11 @@ async function benchOne(
   await db.connect();
   try {
     const target: BenchTarget = { server, database, db, store: counting, scratch };
-    return await runOffloadBench(target, dataset, { ...opts, storeKind: store, COMPRESSION_LEVEL });
+    return await runOffloadBench(target, dataset, {
+      ...opts,
+      storeKind: store,
+      compressionLevel: COMPRESSION_LEVEL,
+    });
   } finally {
     await db.end();
     await bridge.stop();
