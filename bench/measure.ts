@@ -4,10 +4,18 @@ import type pg from "pg";
 
 const run = promisify(execFile);
 
-/** Best wall time of `runs` executions, in milliseconds: the least disturbed by the machine. */
-export async function bestOf(runs: number, work: () => Promise<unknown>): Promise<number> {
+/**
+ * Best wall time of `runs` executions, in milliseconds: the least disturbed by the machine.
+ * `before` runs ahead of each, untimed.
+ */
+export async function bestOf(
+  runs: number,
+  work: () => Promise<unknown>,
+  before?: () => Promise<unknown>,
+): Promise<number> {
   let best = Infinity;
   for (let i = 0; i < runs; i++) {
+    await before?.();
     const started = performance.now();
     await work();
     best = Math.min(best, performance.now() - started);
@@ -18,10 +26,10 @@ export async function bestOf(runs: number, work: () => Promise<unknown>): Promis
 export async function timeQuery(
   db: pg.Client,
   sql: string,
-  options: { workers: number; runs: number },
+  options: { workers: number; runs: number; before?: () => Promise<unknown> },
 ): Promise<number> {
   await db.query(`SET max_parallel_workers_per_gather = ${options.workers}`);
-  return bestOf(options.runs, () => db.query(sql));
+  return bestOf(options.runs, () => db.query(sql), options.before);
 }
 
 /**

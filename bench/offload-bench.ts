@@ -1,5 +1,6 @@
 import { dirname, join } from "node:path";
 import type pg from "pg";
+import type { ChunkCache } from "../storage/chunk-cache.ts";
 import type { CountingStore } from "../storage/counting-store.ts";
 import type { LocalPostgres } from "../sandbox/local-postgres.ts";
 import { parseLimitSql, type Dataset } from "./datasets.ts";
@@ -10,12 +11,17 @@ export interface BenchTarget {
   database: string;
   db: pg.Client;
   store: CountingStore;
+  /** The bridge's chunk cache: emptied before each run that measures reads from the store. */
+  cache: ChunkCache;
   scratch: string;
 }
 
 export interface ScanFigures {
   workers: number;
+  /** Every chunk read from the store (the cache emptied before each run). */
   coldMs: number;
+  /** Every chunk from the bridge's cache. */
+  cachedMs: number;
   hotMs: number;
   parseLimitMs: number;
   getsPerScan: number;
@@ -36,6 +42,7 @@ export interface BenchResult {
   scans: ScanFigures[];
   day: {
     coldMs: number;
+    cachedMs: number;
     hotMs: number;
     segmentsScanned: number;
     segments: number;
@@ -143,8 +150,10 @@ async function fullScans(
   const table = dataset.name;
   const timing = { workers, runs };
   target.store.take();
-  const coldMs = await timeQuery(db, dataset.query("full", table), timing);
+  const fromStore = { ...timing, before: () => target.cache.clear() };
+  const coldMs = await timeQuery(db, dataset.query("full", table), fromStore);
   const getsPerScan = target.store.take().gets / runs;
+  const cachedMs = await timeQuery(db, dataset.query("full", table), timing);
   const hotMs = await timeQuery(db, dataset.query("full", `${table}_hot`), timing);
   const parseLimitMs = await timeQuery(db, dataset.query("full", `${table}_parse`), timing);
   const sameAnswer = await sameAnswers(
@@ -152,7 +161,7 @@ async function fullScans(
     dataset.query("full", table),
     dataset.query("full", `${table}_hot`),
   );
-  return { workers, coldMs, hotMs, parseLimitMs, getsPerScan, sameAnswer };
+  return { workers, coldMs, cachedMs, hotMs, parseLimitMs, getsPerScan, sameAnswer };
 }
 
 /** The plans of the cold and parse-limit full scans: whether and how the work is spread. */
@@ -169,8 +178,10 @@ async function dayQuery(target: BenchTarget, dataset: Dataset, runs: number) {
   const { db } = target;
   const timing = { workers: 0, runs };
   target.store.take();
-  const coldMs = await timeQuery(db, dataset.query("day", dataset.name), timing);
+  const fromStore = { ...timing, before: () => target.cache.clear() };
+  const coldMs = await timeQuery(db, dataset.query("day", dataset.name), fromStore);
   const counts = target.store.take();
+  const cachedMs = await timeQuery(db, dataset.query("day", dataset.name), timing);
   const hotMs = await timeQuery(db, dataset.query("day", `${dataset.name}_hot`), timing);
   const scanned = new Set(counts.keysGot.map((key) => /\/s(\d+)-/.exec(key)?.[1]));
   const { n } = await one(
@@ -179,6 +190,7 @@ async function dayQuery(target: BenchTarget, dataset: Dataset, runs: number) {
   );
   return {
     coldMs,
+    cachedMs,
     hotMs,
     segmentsScanned: scanned.size,
     segments: Number(n),

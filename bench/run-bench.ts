@@ -168,6 +168,7 @@ async function benchOne(
         readAheadChunks: opts.readAheadChunks,
         chunkBytes: opts.chunkBytes,
         uploadConcurrency: opts.uploadConcurrency,
+        cache: { memoryBytes: 64 * 1024 ** 2, dir: join(scratch, "cache"), diskBytes: 1024 ** 3 },
       },
     ),
     { store: counting, log: silentLogger },
@@ -175,7 +176,14 @@ async function benchOne(
   const db = new pg.Client({ connectionString: server.url(database) });
   await db.connect();
   try {
-    const target: BenchTarget = { server, database, db, store: counting, scratch };
+    const target: BenchTarget = {
+      server,
+      database,
+      db,
+      store: counting,
+      cache: bridge.cache,
+      scratch,
+    };
     return await runOffloadBench(target, dataset, {
       ...opts,
       storeKind: store,

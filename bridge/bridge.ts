@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { enqueueScheduledJobs } from "../policies/due-segments.ts";
+import { ChunkCache } from "../storage/chunk-cache.ts";
 import { loadKeyring } from "../storage/chunk-keys.ts";
 import { openStore } from "../storage/open-store.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
@@ -20,6 +21,7 @@ export interface RunningBridge {
   endpoint: ReaderTarget;
   db: pg.Pool;
   store: ObjectStore;
+  cache: ChunkCache;
   /** Wakes the worker now, as a NOTIFY would. */
   wake(): void;
   /** Safe to call twice. */
@@ -44,6 +46,10 @@ export async function startBridge(
       onRetry: ({ op, key, attempt, delayMs, error }) =>
         log.warn("store call failed; retrying", { op, key, attempt, delayMs, error }),
     });
+  const cache = await ChunkCache.open({
+    ...config.cache,
+    onError: (problem, error) => log.warn(problem, { error: toError(error) }),
+  });
   const db = createPool(config.databaseUrl, log);
   const cleanups: Array<() => Promise<void>> = [() => db.end()];
   const stop = async () => {
@@ -62,7 +68,7 @@ export async function startBridge(
     }
     const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
 
-    const reads = await openReadEndpoint(config, db, store, keys, log);
+    const reads = await openReadEndpoint(config, db, store, keys, cache, log);
     cleanups.push(() => reads.endpoint.close());
     const endpoint = reads.target;
     await pointSegmentTablesAt(db, endpoint, log);
@@ -81,6 +87,7 @@ export async function startBridge(
         uploadConcurrency: config.uploadConcurrency,
         compressionLevel: config.compressionLevel,
         encryptionKey: keys.current,
+        cache,
         commitLockTimeoutMs: config.commitLockTimeoutMs,
         segmentTargetBytes: config.segmentTargetBytes,
       },
@@ -112,12 +119,19 @@ export async function startBridge(
       endpoint: describeTarget(endpoint),
       store: store.description,
       encryptionKey: keys.current?.idHex ?? "none",
+      cache: describeCache(config),
     });
-    return { endpoint, db, store, wake: () => worker.wake(), stop };
+    return { endpoint, db, store, cache, wake: () => worker.wake(), stop };
   } catch (error) {
     await stop().catch(() => {});
     throw error;
   }
+}
+
+function describeCache({ cache }: BridgeConfig): string {
+  const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
+  const disk = cache.diskBytes > 0 ? `, ${mib(cache.diskBytes)} in ${cache.dir}` : "";
+  return `${mib(cache.memoryBytes)} in memory${disk}`;
 }
 
 /** After a restore from a dump, the segment tables are new tables with the old names. */

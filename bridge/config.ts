@@ -32,6 +32,8 @@ export interface BridgeConfig {
   /** Chunks a cold scan fetches ahead of the one it streams; 0 fetches one at a time. */
   readAheadChunks: number;
   compressionLevel: number;
+  /** The chunk cache (storage/chunk-cache.ts): a small tier in memory, a larger one on disk. */
+  cache: CacheConfig;
   /** Chunk encryption keys: the one new chunks use (none: stored unencrypted) and older ones. */
   encryptionKeys: KeySources;
   /** How long an offload's commit waits for running queries on the table before retrying later. */
@@ -49,6 +51,12 @@ export interface BridgeConfig {
   workerId: string;
 }
 
+export interface CacheConfig {
+  memoryBytes: number;
+  dir: string;
+  diskBytes: number;
+}
+
 const DEFAULTS = {
   readListen: "unix" as const,
   readSocket: "/tmp/pg-offload/read.sock",
@@ -60,6 +68,7 @@ const DEFAULTS = {
   readAheadChunks: 2,
   uploadConcurrency: 3,
   compressionLevel: 3,
+  cache: { memoryBytes: 64 * 1024 * 1024, dir: "./pg-offload-cache", diskBytes: 1024 ** 3 },
   commitLockTimeoutMs: 5_000,
   pollIntervalMs: 5_000,
   scheduleIntervalMs: 3_600_000,
@@ -111,6 +120,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     uploadConcurrency: int("PGOFFLOAD_UPLOAD_CONCURRENCY", DEFAULTS.uploadConcurrency),
     readAheadChunks: int("PGOFFLOAD_READ_AHEAD_CHUNKS", DEFAULTS.readAheadChunks, 0),
     compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
+    cache: {
+      memoryBytes: int("PGOFFLOAD_CACHE_MEMORY_BYTES", DEFAULTS.cache.memoryBytes, 0),
+      dir: env.PGOFFLOAD_CACHE_DIR || DEFAULTS.cache.dir,
+      diskBytes: int("PGOFFLOAD_CACHE_BYTES", DEFAULTS.cache.diskBytes, 0),
+    },
     encryptionKeys: encryptionKeysFromEnv(env),
     commitLockTimeoutMs: int("PGOFFLOAD_COMMIT_LOCK_TIMEOUT_MS", DEFAULTS.commitLockTimeoutMs),
     pollIntervalMs: int("PGOFFLOAD_POLL_MS", DEFAULTS.pollIntervalMs),

@@ -3,6 +3,7 @@ import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
+import type { ChunkCache } from "../storage/chunk-cache.ts";
 import { encodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
 import type { ChunkKey } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
@@ -20,6 +21,8 @@ export interface ChunkWriterContext {
   uploadConcurrency: number;
   /** When set, chunks are stored encrypted with this key. */
   encryptionKey?: ChunkKey;
+  /** Stored chunks are written through to it, so that the first scan after an offload is local. */
+  cache?: ChunkCache;
   signal: AbortSignal;
 }
 
@@ -114,6 +117,7 @@ async function uploadChunk(
   });
   const header = readChunkHeader(stored);
   await ctx.store.put(key, stored, { signal: ctx.signal });
+  await ctx.cache?.put(key, stored);
   return {
     seq: raw.seq,
     object_key: key,

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { ChunkCache } from "../storage/chunk-cache.ts";
 import type { ChunkKeyring } from "../storage/chunk-keys.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { BridgeConfig } from "./config.ts";
@@ -23,6 +24,7 @@ export async function openReadEndpoint(
   db: pg.Pool,
   store: ObjectStore,
   keys: ChunkKeyring,
+  cache: ChunkCache,
   log: Logger,
 ): Promise<{ endpoint: ReadEndpoint; target: ReaderTarget }> {
   const owner = await databaseOsUser(db);
@@ -31,6 +33,7 @@ export async function openReadEndpoint(
     await clearStaleSocket(config.readSocket);
     const endpoint = new ReadEndpoint(db, store, log, {
       keys,
+      cache,
       readAheadChunks: config.readAheadChunks,
     });
     await endpoint.listenOnSocket(config.readSocket);
@@ -40,6 +43,7 @@ export async function openReadEndpoint(
   const secret = await loadReadSecret(config.readSecretFile, owner);
   const endpoint = new ReadEndpoint(db, store, log, {
     keys,
+    cache,
     secret,
     readAheadChunks: config.readAheadChunks,
   });

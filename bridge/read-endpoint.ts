@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
 import { decodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
+import type { ChunkCache } from "../storage/chunk-cache.ts";
 import type { ChunkKeyring } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
@@ -21,6 +22,8 @@ interface ChunkRow {
   state: string;
   segment_rows: string | null;
   read_plan: ReadPlan | null;
+  /** offload.verify() is reading the segment: the cache is neither read nor filled. */
+  from_store: boolean;
   seq: number | null;
   object_key: string | null;
   rows: string | null;
@@ -55,6 +58,8 @@ export interface ReadEndpointOptions {
   secret?: Buffer;
   /** Chunks of a segment fetched ahead of the one streaming (memory: this + 1 chunks a scan). */
   readAheadChunks: number;
+  /** Chunks read before (or written by this bridge's offloads) are served from here. */
+  cache: ChunkCache;
 }
 
 /**
@@ -73,6 +78,7 @@ export class ReadEndpoint {
   private readonly keys: ChunkKeyring;
   private readonly secret?: Buffer;
   private readonly readAheadChunks: number;
+  private readonly cache: ChunkCache;
 
   constructor(
     private readonly db: pg.Pool,
@@ -83,6 +89,7 @@ export class ReadEndpoint {
     this.keys = options.keys;
     this.secret = options.secret;
     this.readAheadChunks = options.readAheadChunks;
+    this.cache = options.cache;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error) => {
         this.log.error("read endpoint failure", { error });
@@ -219,6 +226,17 @@ export class ReadEndpoint {
     signal: AbortSignal,
   ): Promise<Buffer> {
     const key = chunk.object_key as string;
+    const cached = chunk.from_store ? undefined : await this.cache.get(key);
+    if (cached) {
+      try {
+        return this.verifyChunk(cached, table, segment, chunk);
+      } catch (error) {
+        if (!(error instanceof DamagedChunkError)) throw error;
+        // Damaged on the bridge's disk: forget the copy and read the store's.
+        this.log.warn("cached chunk failed verification; reading the store", { segment, error });
+        await this.cache.remove(key);
+      }
+    }
     let stored: Buffer;
     try {
       stored = await this.store.get(objectKey(key), { signal });
@@ -228,6 +246,14 @@ export class ReadEndpoint {
         kind === "not_found" ? "object missing from the store" : `store read failed (${kind})`;
       throw new SegmentReadError(problem, table, segment, key, { cause: error });
     }
+    const raw = this.verifyChunk(stored, table, segment, chunk);
+    if (!chunk.from_store) await this.cache.put(key, stored);
+    return raw;
+  }
+
+  /** The chunk's COPY text, once its bytes prove to be what the index recorded. */
+  private verifyChunk(stored: Buffer, table: string, segment: number, chunk: ChunkRow): Buffer {
+    const key = chunk.object_key as string;
     if (stored.length !== Number(chunk.stored_bytes)) {
       throw new DamagedChunkError(
         `object is ${stored.length} bytes, the index says ${chunk.stored_bytes}`,

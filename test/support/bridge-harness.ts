@@ -10,6 +10,8 @@ import { silentLogger } from "../../bridge/log.ts";
 import type { StoreConfig } from "../../storage/open-store.ts";
 import type { ObjectStore } from "../../storage/object-store.ts";
 
+export const NO_CACHE = { memoryBytes: 0, dir: "", diskBytes: 0 };
+
 export type StoreKind = "local" | "s3";
 
 /** A store configuration of the given kind, under a prefix or directory of the test's own. */
@@ -38,7 +40,8 @@ export function privateSocketPath(): string {
 
 /**
  * Settings that make a test bridge quick (tiny chunks and segments, fast polling and leases) and
- * predictable: no schedule, so jobs run only when a test asks.
+ * predictable: no schedule, so jobs run only when a test asks, and no chunk cache, so every read
+ * reaches the store the test damages or counts (test/chunk-cache.test.ts turns it on).
  */
 export function testBridgeConfig(
   databaseUrl: string,
@@ -55,6 +58,7 @@ export function testBridgeConfig(
       scheduleIntervalMs: 0,
       jobLeaseMs: 3_000,
       retryBaseDelayMs: 100,
+      cache: NO_CACHE,
       ...overrides,
     },
   );

@@ -14,11 +14,18 @@ export interface BridgeProcess {
 
 /**
  * Runs `pg-offload bridge` as a separate process, so a test can SIGKILL it. Each gets a read socket
- * of its own unless `env` names one.
+ * of its own unless `env` names one, and no chunk cache unless `env` asks for one.
  */
 export function spawnBridge(env: Record<string, string>): BridgeProcess {
   const child = spawn(process.execPath, ["--import", "tsx", CLI, "bridge"], {
-    env: { ...process.env, PGOFFLOAD_READ_SOCKET: privateSocketPath(), ...env },
+    env: {
+      ...process.env,
+      PGOFFLOAD_READ_SOCKET: privateSocketPath(),
+      // No chunk cache unless asked for: every read reaches the store (see testBridgeConfig).
+      PGOFFLOAD_CACHE_MEMORY_BYTES: "0",
+      PGOFFLOAD_CACHE_BYTES: "0",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
