@@ -60,6 +60,7 @@ export async function runOffloadBench(
     storeKind: string;
     compressionLevel: number;
     explain: boolean;
+    segmentBytes?: number;
   },
 ): Promise<BenchResult> {
   const { db } = target;
@@ -69,7 +70,8 @@ export async function runOffloadBench(
     `SELECT pg_total_relation_size('${table}') AS bytes, count(*) AS rows FROM ${table}`,
   );
   await db.query(
-    `SELECT offload.define_policy('bench', time_column => '${dataset.timeColumn}', older_than => interval '30 days')`,
+    `SELECT offload.define_policy('bench', time_column => '${dataset.timeColumn}', older_than => interval '30 days'` +
+      (opts.segmentBytes ? `, segment_bytes => ${opts.segmentBytes})` : ")"),
   );
   await db.query(`SELECT offload.attach_policy('${table}', 'bench')`);
   const cold = await one(

@@ -23,8 +23,6 @@ import { requireCommand } from "./measure.ts";
 import { printResult } from "./report.ts";
 import { runOffloadBench, type BenchTarget } from "./offload-bench.ts";
 
-const COMPRESSION_LEVEL = 3;
-
 const USAGE = `npm run bench -- [options]
   --rows N                 rows per table (default 2000000)
   --store local,s3         stores to run against (default both)
@@ -35,6 +33,9 @@ const USAGE = `npm run bench -- [options]
   --chunk-mib N            chunk size (default 8)
   --upload-concurrency N   chunks uploaded at once (default 3)
   --read-ahead N           chunks fetched ahead by a cold scan (default 2)
+  --segment-mib N          heap bytes per segment, the policy's segment_bytes (default: the bridge's, 64)
+  --level N                zstd level of the chunks and of the baseline pipeline (default 3)
+  --background-mib-per-sec N  cap on the offload's store writes (default 0: none)
 `;
 
 interface Options {
@@ -47,6 +48,9 @@ interface Options {
   readAheadChunks: number;
   chunkBytes: number;
   uploadConcurrency: number;
+  segmentBytes?: number;
+  compressionLevel: number;
+  backgroundBytesPerSecond: number;
 }
 
 function options(): Options {
@@ -62,6 +66,9 @@ function options(): Options {
       "read-ahead": { type: "string", default: "2" },
       "chunk-mib": { type: "string", default: "8" },
       "upload-concurrency": { type: "string", default: "3" },
+      "segment-mib": { type: "string" },
+      level: { type: "string", default: "3" },
+      "background-mib-per-sec": { type: "string", default: "0" },
     },
   });
   if (values.help) {
@@ -89,9 +96,14 @@ function options(): Options {
     explain: values.explain,
     readAheadChunks: Number(values["read-ahead"]),
     uploadConcurrency: Number(values["upload-concurrency"]),
-    chunkBytes: Math.round(Number(values["chunk-mib"]) * 1024 * 1024),
+    chunkBytes: mib(values["chunk-mib"]),
+    segmentBytes: values["segment-mib"] === undefined ? undefined : mib(values["segment-mib"]),
+    compressionLevel: Number(values.level),
+    backgroundBytesPerSecond: mib(values["background-mib-per-sec"]),
   };
 }
+
+const mib = (text: string) => Math.round(Number(text) * 1024 * 1024);
 
 async function main(): Promise<void> {
   const opts = options();
@@ -164,7 +176,8 @@ async function benchOne(
         readSocket: join(await mkdtemp(join(tmpdir(), "pgo-bench-read-")), "read.sock"),
         pollIntervalMs: 200,
         scheduleIntervalMs: 0,
-        compressionLevel: COMPRESSION_LEVEL,
+        compressionLevel: opts.compressionLevel,
+        backgroundLimits: { bytesPerSecond: opts.backgroundBytesPerSecond, requestsPerSecond: 0 },
         readAheadChunks: opts.readAheadChunks,
         chunkBytes: opts.chunkBytes,
         uploadConcurrency: opts.uploadConcurrency,
@@ -187,7 +200,6 @@ async function benchOne(
     return await runOffloadBench(target, dataset, {
       ...opts,
       storeKind: store,
-      compressionLevel: COMPRESSION_LEVEL,
     });
   } finally {
     await db.end();

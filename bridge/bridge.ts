@@ -4,6 +4,7 @@ import { ChunkCache } from "../storage/chunk-cache.ts";
 import { loadKeyring } from "../storage/chunk-keys.ts";
 import { openStore } from "../storage/open-store.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { rateLimited } from "../storage/rate-limited-store.ts";
 import type { BridgeConfig } from "./config.ts";
 import { createPool } from "./db.ts";
 import { collectGarbage } from "./garbage-collector.ts";
@@ -50,6 +51,8 @@ export async function startBridge(
     ...config.cache,
     onError: (problem, error) => log.warn(problem, { error: toError(error) }),
   });
+  // Queries wait for reads; background writes and deletes go at the pace the operator allows.
+  const backgroundStore = rateLimited(store, config.backgroundLimits);
   const db = createPool(config.databaseUrl, log);
   const cleanups: Array<() => Promise<void>> = [() => db.end()];
   const stop = async () => {
@@ -78,7 +81,7 @@ export async function startBridge(
     const worker = new JobWorker(
       {
         db,
-        store,
+        store: backgroundStore,
         installationId,
         endpoint,
         log,
@@ -104,7 +107,7 @@ export async function startBridge(
         (queued) => queued > 0 && worker.wake(),
         (error) => log.warn("scheduling failed", { error: toError(error) }),
       );
-      await collectGarbage(db, store, installationId, gcOptions).then(
+      await collectGarbage(db, backgroundStore, installationId, gcOptions).then(
         (report) =>
           report.deleted > 0 && log.info("garbage collected", { objects: report.deleted }),
         (error) => log.warn("garbage collection failed", { error: toError(error) }),

@@ -3,6 +3,7 @@ import { startBridge } from "./bridge.ts";
 import { openStore } from "../storage/open-store.ts";
 import { ConfigError, configFromEnv, type BridgeConfig } from "./config.ts";
 import { createClient, createPool } from "./db.ts";
+import { rateLimited } from "../storage/rate-limited-store.ts";
 import { collectGarbage } from "./garbage-collector.ts";
 import { createLogger } from "./log.ts";
 import { query } from "./sql-files.ts";
@@ -98,11 +99,16 @@ async function gc(config: BridgeConfig, dryRun: boolean): Promise<number> {
   const db = createPool(config.databaseUrl, createLogger());
   try {
     const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
-    const report = await collectGarbage(db, openStore(config.store), installationId, {
-      graceMs: config.gcGraceMs,
-      leaseMs: config.jobLeaseMs,
-      dryRun,
-    });
+    const report = await collectGarbage(
+      db,
+      rateLimited(openStore(config.store), config.backgroundLimits),
+      installationId,
+      {
+        graceMs: config.gcGraceMs,
+        leaseMs: config.jobLeaseMs,
+        dryRun,
+      },
+    );
     for (const c of report.candidates)
       console.log(`${dryRun ? "would remove" : "removed"} ${c.key} (${c.size} bytes): ${c.reason}`);
     console.log(

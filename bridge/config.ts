@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { isAbsolute } from "node:path";
 import type { KeySources } from "../storage/chunk-keys.ts";
 import type { StoreConfig } from "../storage/open-store.ts";
+import type { RateLimits } from "../storage/rate-limited-store.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../storage/retrying-store.ts";
 import { DEFAULT_S3_CONNECT_TIMEOUT_MS, DEFAULT_S3_IDLE_TIMEOUT_MS } from "../storage/s3-store.ts";
 
@@ -32,6 +33,8 @@ export interface BridgeConfig {
   /** Chunks a cold scan fetches ahead of the one it streams; 0 fetches one at a time. */
   readAheadChunks: number;
   compressionLevel: number;
+  /** Caps on the store writes and deletes of offloads, rewrites and garbage collection. */
+  backgroundLimits: RateLimits;
   /** The chunk cache (storage/chunk-cache.ts): a small tier in memory, a larger one on disk. */
   cache: CacheConfig;
   /** Chunk encryption keys: the one new chunks use (none: stored unencrypted) and older ones. */
@@ -68,6 +71,7 @@ const DEFAULTS = {
   readAheadChunks: 2,
   uploadConcurrency: 3,
   compressionLevel: 3,
+  backgroundLimits: { bytesPerSecond: 0, requestsPerSecond: 0 },
   cache: { memoryBytes: 64 * 1024 * 1024, dir: "./pg-offload-cache", diskBytes: 1024 ** 3 },
   commitLockTimeoutMs: 5_000,
   pollIntervalMs: 5_000,
@@ -120,6 +124,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     uploadConcurrency: int("PGOFFLOAD_UPLOAD_CONCURRENCY", DEFAULTS.uploadConcurrency),
     readAheadChunks: int("PGOFFLOAD_READ_AHEAD_CHUNKS", DEFAULTS.readAheadChunks, 0),
     compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
+    backgroundLimits: {
+      bytesPerSecond: int("PGOFFLOAD_BACKGROUND_BYTES_PER_SEC", 0, 0),
+      requestsPerSecond: int("PGOFFLOAD_BACKGROUND_REQUESTS_PER_SEC", 0, 0),
+    },
     cache: {
       memoryBytes: int("PGOFFLOAD_CACHE_MEMORY_BYTES", DEFAULTS.cache.memoryBytes, 0),
       dir: env.PGOFFLOAD_CACHE_DIR || DEFAULTS.cache.dir,
