@@ -21,6 +21,15 @@ export function printResult(r: BenchResult): void {
       `baseline COPY | zstd: ${secs(r.baseline.ms)}  ${rate(r.coldHeapBytes, r.baseline.ms)}   ` +
       `throughput ratio ${ratio(r.baseline.ms / r.offload.ms)} (target >= 0.80x)`,
   );
+  const withDelete = r.baseline.ms + r.baseline.deleteMs;
+  say(
+    `  with the DELETE of the moved rows a user would also run: baseline ${secs(withDelete)}, ` +
+      `throughput ratio ${ratio(withDelete / r.offload.ms)}`,
+  );
+  say(
+    `  bridge event loop held up during the offload: at worst ${secs(r.offload.loopDelayMaxMs)}, ` +
+      `p99 ${secs(r.offload.loopDelayP99Ms)} (scans it serves wait as long)`,
+  );
   say(
     `stored bytes       ${mb(r.offload.storedBytes)} = ${ratio(r.offload.storedBytes / r.heapTotalBytes)} ` +
       `of heap + indexes (target <= 0.25x); baseline file ${mb(r.baseline.bytes)}`,

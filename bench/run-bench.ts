@@ -36,6 +36,7 @@ const USAGE = `npm run bench -- [options]
   --segment-mib N          heap bytes per segment, the policy's segment_bytes (default: the bridge's, 64)
   --level N                zstd level of the chunks and of the baseline pipeline (default 3)
   --background-mib-per-sec N  cap on the offload's store writes (default 0: none)
+  --encoder-threads N      threads compressing chunks; 0 compresses on the event loop (default: the bridge's)
 `;
 
 interface Options {
@@ -51,6 +52,7 @@ interface Options {
   segmentBytes?: number;
   compressionLevel: number;
   backgroundBytesPerSecond: number;
+  encoderThreads?: number;
 }
 
 function options(): Options {
@@ -69,6 +71,7 @@ function options(): Options {
       "segment-mib": { type: "string" },
       level: { type: "string", default: "3" },
       "background-mib-per-sec": { type: "string", default: "0" },
+      "encoder-threads": { type: "string" },
     },
   });
   if (values.help) {
@@ -100,6 +103,8 @@ function options(): Options {
     segmentBytes: values["segment-mib"] === undefined ? undefined : mib(values["segment-mib"]),
     compressionLevel: Number(values.level),
     backgroundBytesPerSecond: mib(values["background-mib-per-sec"]),
+    encoderThreads:
+      values["encoder-threads"] === undefined ? undefined : Number(values["encoder-threads"]),
   };
 }
 
@@ -177,6 +182,7 @@ async function benchOne(
         pollIntervalMs: 200,
         scheduleIntervalMs: 0,
         compressionLevel: opts.compressionLevel,
+        ...(opts.encoderThreads === undefined ? {} : { encoderThreads: opts.encoderThreads }),
         backgroundLimits: { bytesPerSecond: opts.backgroundBytesPerSecond, requestsPerSecond: 0 },
         readAheadChunks: opts.readAheadChunks,
         chunkBytes: opts.chunkBytes,

@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { enqueueScheduledJobs } from "../policies/due-segments.ts";
 import { ChunkCache } from "../storage/chunk-cache.ts";
+import { chunkEncoder } from "../storage/chunk-encoder.ts";
 import { loadKeyring } from "../storage/chunk-keys.ts";
 import { openStore } from "../storage/open-store.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
@@ -77,6 +78,8 @@ export async function startBridge(
     await pointSegmentTablesAt(db, endpoint, log);
     await adoptSegmentTables(db, log);
 
+    const encoder = chunkEncoder(config.encoderThreads);
+    cleanups.push(() => encoder.close());
     const queue = new JobQueue(db, config.workerId, config.jobLeaseMs);
     const worker = new JobWorker(
       {
@@ -89,6 +92,7 @@ export async function startBridge(
         chunkBytes: config.chunkBytes,
         uploadConcurrency: config.uploadConcurrency,
         compressionLevel: config.compressionLevel,
+        encoder,
         encryptionKey: keys.current,
         cache,
         commitLockTimeoutMs: config.commitLockTimeoutMs,

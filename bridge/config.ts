@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { isAbsolute } from "node:path";
 import type { KeySources } from "../storage/chunk-keys.ts";
@@ -33,6 +33,8 @@ export interface BridgeConfig {
   /** Chunks a cold scan fetches ahead of the one it streams; 0 fetches one at a time. */
   readAheadChunks: number;
   compressionLevel: number;
+  /** Worker threads that compress (and encrypt) chunks; 0 does it on the event loop. */
+  encoderThreads: number;
   /** Caps on the store writes and deletes of offloads, rewrites and garbage collection. */
   backgroundLimits: RateLimits;
   /** The chunk cache (storage/chunk-cache.ts): a small tier in memory, a larger one on disk. */
@@ -71,6 +73,9 @@ const DEFAULTS = {
   readAheadChunks: 2,
   uploadConcurrency: 3,
   compressionLevel: 3,
+  // Threads pay where cores are left once PostgreSQL's COPY backend and the bridge's event loop
+  // have theirs; on 2 cores they cost ~15% of offload throughput (BENCHMARKS.md).
+  encoderThreads: Math.max(0, Math.min(4, availableParallelism() - 2)),
   backgroundLimits: { bytesPerSecond: 0, requestsPerSecond: 0 },
   cache: { memoryBytes: 64 * 1024 * 1024, dir: "./pg-offload-cache", diskBytes: 1024 ** 3 },
   commitLockTimeoutMs: 5_000,
@@ -124,6 +129,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     uploadConcurrency: int("PGOFFLOAD_UPLOAD_CONCURRENCY", DEFAULTS.uploadConcurrency),
     readAheadChunks: int("PGOFFLOAD_READ_AHEAD_CHUNKS", DEFAULTS.readAheadChunks, 0),
     compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
+    encoderThreads: int("PGOFFLOAD_ENCODER_THREADS", DEFAULTS.encoderThreads, 0),
     backgroundLimits: {
       bytesPerSecond: int("PGOFFLOAD_BACKGROUND_BYTES_PER_SEC", 0, 0),
       requestsPerSecond: int("PGOFFLOAD_BACKGROUND_REQUESTS_PER_SEC", 0, 0),

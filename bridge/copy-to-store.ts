@@ -4,7 +4,8 @@ import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import type { ChunkCache } from "../storage/chunk-cache.ts";
-import { encodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
+import type { ChunkEncoder } from "../storage/chunk-encoder.ts";
+import { readChunkHeader } from "../storage/chunk-format.ts";
 import type { ChunkKey } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
@@ -17,6 +18,8 @@ export interface ChunkWriterContext {
   installationId: string;
   chunkBytes: number;
   compressionLevel: number;
+  /** Compresses (and encrypts) chunks off the event loop. */
+  encoder: ChunkEncoder;
   /** Chunks uploaded at once per segment; memory is about twice this many chunks. */
   uploadConcurrency: number;
   /** When set, chunks are stored encrypted with this key. */
@@ -110,7 +113,7 @@ async function uploadChunk(
   raw: RawChunk,
 ): Promise<WrittenChunk> {
   const key = objectKey(`${keyBase}/${String(raw.seq).padStart(6, "0")}.chunk`);
-  const stored = encodeChunk(raw.data, {
+  const stored = await ctx.encoder.encode(raw.data, {
     rows: raw.rows,
     compressionLevel: ctx.compressionLevel,
     encryptWith: ctx.encryptionKey && { ...ctx.encryptionKey, objectKey: key },

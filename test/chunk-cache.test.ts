@@ -34,7 +34,11 @@ describe("the chunk cache", () => {
   let bridge: RunningBridge;
   let hotDigest: string;
   const start = () =>
-    startTestBridge(db.url, storeConfig.config, { overrides: { cache }, objectStore: store });
+    startTestBridge(db.url, storeConfig.config, {
+      // Chunks compressed on a worker thread, as on a machine with cores to spare.
+      overrides: { cache, encoderThreads: 1 },
+      objectStore: store,
+    });
 
   beforeAll(async () => {
     db = await createTestDatabase("chunk-cache");
