@@ -36,6 +36,7 @@ const USAGE = `npm run bench -- [options]
   --segment-mib N          heap bytes per segment, the policy's segment_bytes (default: the bridge's, 64)
   --level N                zstd level of the chunks and of the baseline pipeline (default 3)
   --background-mib-per-sec N  cap on the offload's store writes (default 0: none)
+  --cache-mib N            the bridge's disk cache (default 1024; 0: no cache, memory tier included)
   --encoder-threads N      threads compressing chunks; 0 compresses on the event loop (default: the bridge's)
 `;
 
@@ -53,6 +54,7 @@ interface Options {
   compressionLevel: number;
   backgroundBytesPerSecond: number;
   encoderThreads?: number;
+  cacheBytes: number;
 }
 
 function options(): Options {
@@ -72,6 +74,7 @@ function options(): Options {
       level: { type: "string", default: "3" },
       "background-mib-per-sec": { type: "string", default: "0" },
       "encoder-threads": { type: "string" },
+      "cache-mib": { type: "string", default: "1024" },
     },
   });
   if (values.help) {
@@ -103,6 +106,7 @@ function options(): Options {
     segmentBytes: values["segment-mib"] === undefined ? undefined : mib(values["segment-mib"]),
     compressionLevel: Number(values.level),
     backgroundBytesPerSecond: mib(values["background-mib-per-sec"]),
+    cacheBytes: mib(values["cache-mib"]),
     encoderThreads:
       values["encoder-threads"] === undefined ? undefined : Number(values["encoder-threads"]),
   };
@@ -187,7 +191,11 @@ async function benchOne(
         readAheadChunks: opts.readAheadChunks,
         chunkBytes: opts.chunkBytes,
         uploadConcurrency: opts.uploadConcurrency,
-        cache: { memoryBytes: 64 * 1024 ** 2, dir: join(scratch, "cache"), diskBytes: 1024 ** 3 },
+        cache: {
+          memoryBytes: opts.cacheBytes > 0 ? 64 * 1024 ** 2 : 0,
+          dir: join(scratch, "cache"),
+          diskBytes: opts.cacheBytes,
+        },
       },
     ),
     { store: counting, log: silentLogger },

@@ -6,7 +6,7 @@
 
 -- The first key of the two-key advisory lock: "pgof" read as an integer.
 CREATE FUNCTION offload.verify_lock_class() RETURNS int
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1885826918 $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1885826918 $$;
 
 -- As in 006_lifecycle.sql, with the lock taken before each segment is read.
 CREATE OR REPLACE FUNCTION offload.verify(table_name regclass)
