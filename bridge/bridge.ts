@@ -13,7 +13,7 @@ import { toError } from "./errors.ts";
 import { JobListener } from "./job-listener.ts";
 import { JobQueue } from "./job-queue.ts";
 import { JobWorker } from "./job-worker.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, defaultLogFormat, type Logger } from "./log.ts";
 import { openReadEndpoint } from "./read-endpoint-setup.ts";
 import { describeTarget, readerProgram, type ReaderTarget } from "./reader-program.ts";
 import { installSchema } from "./schema-installer.ts";
@@ -38,7 +38,8 @@ export async function startBridge(
   config: BridgeConfig,
   options: { store?: ObjectStore; log?: Logger } = {},
 ): Promise<RunningBridge> {
-  const log = options.log ?? createLogger({ worker: config.workerId });
+  const format = config.logFormat === "auto" ? defaultLogFormat() : config.logFormat;
+  const log = options.log ?? createLogger({ worker: config.workerId }, undefined, format);
   // Before anything else: a bad key should stop the bridge before it touches the database.
   const keys = await loadKeyring(config.encryptionKeys);
   // A store given by the caller (tests wrap one in a FaultyStore) is used as it is, retries or not.
@@ -73,7 +74,7 @@ export async function startBridge(
     const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
 
     const reads = await openReadEndpoint(config, db, store, keys, cache, log);
-    cleanups.push(() => reads.endpoint.close());
+    cleanups.push(() => reads.endpoint.close(config.shutdownGraceMs));
     const endpoint = reads.target;
     await pointSegmentTablesAt(db, endpoint, log);
     await adoptSegmentTables(db, log);

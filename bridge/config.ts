@@ -54,6 +54,12 @@ export interface BridgeConfig {
   /** Objects of retired segments and replaced epochs are kept this long before removal. */
   gcGraceMs: number;
   workerId: string;
+  /** On stop, how long scans being served may take to finish before they are failed. */
+  shutdownGraceMs: number;
+  /** "auto": text on a terminal, JSON otherwise. */
+  logFormat: "auto" | "json" | "text";
+  /** host:port of the Prometheus metrics and health endpoint; undefined: none. */
+  metricsListen?: { host: string; port: number };
 }
 
 export interface CacheConfig {
@@ -86,10 +92,15 @@ const DEFAULTS = {
   retryBaseDelayMs: 5_000,
   gcGraceMs: 86_400_000,
   encryptionKeys: { previousFiles: [] } as KeySources,
+  logFormat: "auto" as const,
+  shutdownGraceMs: 30_000,
 };
 
 export class ConfigError extends Error {
-  constructor(key: string, problem: string) {
+  constructor(
+    readonly key: string,
+    readonly problem: string,
+  ) {
     super(`pg-offload configuration: ${key} ${problem}`);
     this.name = "ConfigError";
   }
@@ -148,6 +159,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     retryBaseDelayMs: int("PGOFFLOAD_RETRY_BASE_MS", DEFAULTS.retryBaseDelayMs, 0),
     gcGraceMs: int("PGOFFLOAD_GC_GRACE_MS", DEFAULTS.gcGraceMs, 0),
     workerId: env.PGOFFLOAD_WORKER_ID || defaultWorkerId(),
+    shutdownGraceMs: int("PGOFFLOAD_SHUTDOWN_GRACE_MS", DEFAULTS.shutdownGraceMs, 0),
+    logFormat: oneOf(env, "PGOFFLOAD_LOG_FORMAT", ["auto", "json", "text"], DEFAULTS.logFormat),
+    metricsListen: hostPort(env, "PGOFFLOAD_METRICS_LISTEN"),
   };
 }
 
@@ -185,11 +199,33 @@ function encryptionKeysFromEnv(env: NodeJS.ProcessEnv): KeySources {
 }
 
 function readListenFromEnv(env: NodeJS.ProcessEnv): "unix" | "tcp" {
-  const listen = env.PGOFFLOAD_READ_LISTEN || DEFAULTS.readListen;
-  if (listen !== "unix" && listen !== "tcp") {
-    throw new ConfigError("PGOFFLOAD_READ_LISTEN", `must be "unix" or "tcp", got "${listen}"`);
+  return oneOf(env, "PGOFFLOAD_READ_LISTEN", ["unix", "tcp"], DEFAULTS.readListen);
+}
+
+function oneOf<T extends string>(
+  env: NodeJS.ProcessEnv,
+  key: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  const value = env[key] || fallback;
+  if (!allowed.includes(value as T)) {
+    const choices = allowed.map((a) => `"${a}"`).join(", ");
+    throw new ConfigError(key, `must be one of ${choices}, got "${value}"`);
   }
-  return listen;
+  return value as T;
+}
+
+/** "host:port", or ":port" for every interface's port; unset: undefined. */
+function hostPort(env: NodeJS.ProcessEnv, key: string): { host: string; port: number } | undefined {
+  const value = env[key];
+  if (!value) return undefined;
+  const match = /^(.*):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || port > 65535) {
+    throw new ConfigError(key, `must be host:port, e.g. 127.0.0.1:9480, got "${value}"`);
+  }
+  return { host: match[1] || "0.0.0.0", port };
 }
 
 type IntReader = (key: string, fallback: number, min?: number) => number;

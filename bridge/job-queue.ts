@@ -74,6 +74,11 @@ export class JobQueue {
     await this.db.query(query("retry-job"), [jobId, this.workerId, error, delayMs]);
   }
 
+  /** Back to the queue, attempt not counted: the bridge is stopping, nothing failed. */
+  async release(jobId: number): Promise<void> {
+    await this.db.query(query("release-job"), [jobId, this.workerId]);
+  }
+
   async fail(jobId: number, error: string): Promise<void> {
     await this.db.query(query("fail-job"), [jobId, this.workerId, error]);
   }

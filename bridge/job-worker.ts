@@ -93,6 +93,12 @@ export class JobWorker {
       await this.queue.complete(job.id);
       log.info("job succeeded", { ...result });
     } catch (thrown) {
+      if (this.stopping.signal.aborted) {
+        // Stopped at a safe point (DESIGN.md decision 4: the rows are still hot): not a failure.
+        await this.queue.release(job.id);
+        log.info("job stopped with the bridge; queued again", { error: toError(thrown) });
+        return;
+      }
       await this.recordFailure(job, toError(thrown), log);
     } finally {
       clearInterval(heartbeat);

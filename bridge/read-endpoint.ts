@@ -79,6 +79,8 @@ export class ReadEndpoint {
   private readonly secret?: Buffer;
   private readonly readAheadChunks: number;
   private readonly cache: ChunkCache;
+  /** Aborted when the bridge stops and the scans still running have had their time. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly db: pg.Pool,
@@ -114,9 +116,20 @@ export class ReadEndpoint {
     failed.catch(() => {});
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  /**
+   * Stops taking requests, gives the scans being served `graceMs` to finish, then fails the rest
+   * with a message saying why (a query must never end short and look complete).
+   */
+  async close(graceMs = 0): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const cutOff = setTimeout(() => {
+      this.stopping.abort();
+      // A reader that stopped reading would hold the stop forever: cut it after a while.
+      setTimeout(() => this.server.closeAllConnections(), 10_000).unref();
+    }, graceMs);
+    await closed;
+    clearTimeout(cutOff);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -139,11 +152,16 @@ export class ReadEndpoint {
     res.on("close", () => aborted.abort());
     res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
     try {
-      await this.streamSegment(segment, epoch, res, aborted.signal);
+      const signal = AbortSignal.any([aborted.signal, this.stopping.signal]);
+      await this.streamSegment(segment, epoch, res, signal);
       res.end();
     } catch (thrown) {
       if (aborted.signal.aborted) return; // PostgreSQL stopped reading (LIMIT, cancel): not an error.
-      const error = toError(thrown);
+      const error = this.stopping.signal.aborted
+        ? new Error(
+            `pg-offload: the bridge stopped while serving segment ${segment}; run the query again`,
+          )
+        : toError(thrown);
       this.log.error("segment read failed", { segment, epoch, error });
       res.end(poisonLine(error.message), () => res.destroy());
     }

@@ -59,6 +59,7 @@ export function testBridgeConfig(
       jobLeaseMs: 3_000,
       retryBaseDelayMs: 100,
       cache: NO_CACHE,
+      shutdownGraceMs: 2_000,
       ...overrides,
     },
   );

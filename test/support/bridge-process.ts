@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { privateSocketPath } from "./bridge-harness.ts";
 
-const CLI = fileURLToPath(new URL("../../bridge/cli.ts", import.meta.url));
+const CLI = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
 
 export interface BridgeProcess {
   child: ChildProcess;
@@ -68,5 +68,6 @@ export function quickBridgeEnv(databaseUrl: string, storeDir: string): Record<st
     PGOFFLOAD_JOB_LEASE_MS: "1500",
     PGOFFLOAD_RETRY_BASE_MS: "100",
     PGOFFLOAD_MAX_ATTEMPTS: "20",
+    PGOFFLOAD_SHUTDOWN_GRACE_MS: "2000",
   };
 }

@@ -1,0 +1,39 @@
+import { startBridge } from "../bridge/bridge.ts";
+import { createLogger, defaultLogFormat } from "../bridge/log.ts";
+import type { Command } from "./command.ts";
+
+export const bridgeCommand: Command = {
+  name: "bridge",
+  summary: "run the bridge: install/upgrade the schema, serve reads, run jobs",
+  help: `pg-offload bridge
+
+Runs until SIGTERM or SIGINT. On the first signal it stops gracefully: it takes no new job, a
+running job stops at its next safe point (its rows stay hot; the job is queued again for the
+next bridge), scans being served get PGOFFLOAD_SHUTDOWN_GRACE_MS to finish and then fail with a
+message saying the bridge stopped. A second signal exits at once (still safe: see README,
+Reliability).`,
+  async run(_args, loadConfig) {
+    const { config } = loadConfig();
+    const format = config.logFormat === "auto" ? defaultLogFormat() : config.logFormat;
+    const log = createLogger({ worker: config.workerId }, undefined, format);
+    const bridge = await startBridge(config, { log });
+    await new Promise<void>((resolve) => {
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (++signals > 1) {
+          log.warn("second signal: exiting now", { signal });
+          process.exit(1);
+        }
+        log.info("stopping", { signal });
+        bridge.stop().then(resolve, (error) => {
+          log.error("stop failed", { error });
+          process.exit(1);
+        });
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+    });
+    log.info("bridge stopped");
+    return 0;
+  },
+};

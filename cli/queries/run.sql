@@ -1,0 +1,1 @@
+SELECT offload.run($1::regclass) AS id;

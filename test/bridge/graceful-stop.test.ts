@@ -1,0 +1,101 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { offloadNow, startTestBridge, testStoreConfig } from "../support/bridge-harness.ts";
+import { quickBridgeEnv, spawnBridge } from "../support/bridge-process.ts";
+import { duplicatedIds, tableDigest } from "../support/digest.ts";
+import { fixture } from "../support/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
+import { waitUntil } from "../support/wait.ts";
+
+// Pulls a row every 0.3 ms: the segment's stream is still being served long after the start.
+const SLOW_SCAN =
+  "SELECT count(pg_sleep(0.0003)) FROM events WHERE created_at < now() - interval '30 days'";
+
+describe("a bridge stopping", () => {
+  let db: TestDatabase;
+  let store: Awaited<ReturnType<typeof testStoreConfig>>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase("graceful-stop");
+    store = await testStoreConfig("local");
+    await db.pool.query(fixture("events-table.sql"));
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+    await store?.cleanup();
+  });
+
+  it("fails a scan still running after the grace period, saying why", async () => {
+    const bridge = await startTestBridge(db.url, store.config, {
+      overrides: { shutdownGraceMs: 300 },
+    });
+    expect((await offloadNow(db.pool, "events")).state).toBe("succeeded");
+    const scan = db.pool.query(SLOW_SCAN);
+    scan.catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await bridge.stop();
+    await expect(scan).rejects.toMatchObject({
+      where: expect.stringContaining("the bridge stopped while serving segment"),
+    });
+  });
+
+  it("lets a scan finish within the grace period", async () => {
+    const bridge = await startTestBridge(db.url, store.config, {
+      overrides: { shutdownGraceMs: 60_000 },
+    });
+    const quick = "SELECT count(pg_sleep(0.0001)) FROM (SELECT * FROM events LIMIT 3000) e";
+    const scan = db.pool.query(quick.replace("FROM events", "FROM events WHERE id < 5000"));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await bridge.stop();
+    expect((await scan).rows[0].count).toBe("3000");
+  });
+
+  it("on SIGTERM, stops a running job at a safe point and queues it again for the next bridge", async () => {
+    const scratch = await mkdtemp(join(tmpdir(), "pgo-stop-"));
+    try {
+      // Everything hot again (load_back reads through a bridge), so the job has work to do.
+      const helper = await startTestBridge(db.url, store.config);
+      await db.pool.query("SELECT offload.load_back('events')");
+      await helper.stop();
+      const before = await tableDigest(db.pool, "events");
+      const env = quickBridgeEnv(db.url, store.config.kind === "local" ? store.config.dir : "");
+      const resumeFile = join(scratch, "resume");
+      const bridge = spawnBridge({
+        ...env,
+        PGOFFLOAD_FAILPOINT: "after-chunk-upload@2:pause",
+        PGOFFLOAD_FAILPOINT_RESUME: resumeFile,
+      });
+      const { rows } = await db.pool.query("SELECT offload.run('events') AS id");
+      const id = Number(rows[0].id);
+      await waitUntil(async () => bridge.output().includes("pausing"), {
+        context: () => bridge.output(),
+      });
+      bridge.child.kill("SIGTERM"); // handled once the pause ends
+      await writeFile(resumeFile, "");
+      expect(await bridge.exited).toEqual({ code: 0, signal: null });
+      const job = (await db.pool.query("SELECT * FROM offload.jobs WHERE id = $1", [id])).rows[0];
+      expect(job).toMatchObject({ state: "queued", attempts: 0 });
+      expect(job.last_error).toMatch(/^stopped with bridge .*; queued again$/);
+      expect(await tableDigest(db.pool, "events")).toBe(before);
+
+      const next = spawnBridge(env);
+      try {
+        await waitUntil(
+          async () =>
+            (await db.pool.query("SELECT state FROM offload.jobs WHERE id = $1", [id])).rows[0]
+              .state === "succeeded",
+          { timeoutMs: 30_000, context: () => next.output() },
+        );
+        expect(await tableDigest(db.pool, "events")).toBe(before);
+        expect(await duplicatedIds(db.pool, "events")).toBe(0);
+      } finally {
+        await next.kill("SIGTERM");
+      }
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+});
