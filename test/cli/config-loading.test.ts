@@ -82,7 +82,7 @@ describe("log lines", () => {
       error: { name: "Error", message: "boom" },
     });
     expect(lines[1]).toMatch(
-      /^\d\d:\d\d:\d\d\.\d{3}  INFO   job started  worker=w1  job=7  table=public\.events$/,
+      /^\d\d:\d\d:\d\d\.\d{3} {2}INFO {3}job started {2}worker=w1 {2}job=7 {2}table=public\.events$/,
     );
   });
 });
