@@ -5,7 +5,10 @@ import { chunkEncoder } from "../storage/chunk-encoder.ts";
 import { loadKeyring } from "../storage/chunk-keys.ts";
 import { openStore } from "../storage/open-store.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { ObservedStore } from "../storage/observed-store.ts";
 import { rateLimited } from "../storage/rate-limited-store.ts";
+import { BridgeMetrics } from "./metrics.ts";
+import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import type { BridgeConfig } from "./config.ts";
 import { createPool } from "./db.ts";
 import { collectGarbage } from "./garbage-collector.ts";
@@ -24,6 +27,9 @@ export interface RunningBridge {
   db: pg.Pool;
   store: ObjectStore;
   cache: ChunkCache;
+  metrics: BridgeMetrics;
+  /** Where /metrics and /healthz are served, when PGOFFLOAD_METRICS_LISTEN is set. */
+  metricsUrl?: string;
   /** Wakes the worker now, as a NOTIFY would. */
   wake(): void;
   /** Safe to call twice. */
@@ -42,20 +48,26 @@ export async function startBridge(
   const log = options.log ?? createLogger({ worker: config.workerId }, undefined, format);
   // Before anything else: a bad key should stop the bridge before it touches the database.
   const keys = await loadKeyring(config.encryptionKeys);
+  const db = createPool(config.databaseUrl, log);
+  const metrics = new BridgeMetrics(db);
   // A store given by the caller (tests wrap one in a FaultyStore) is used as it is, retries or not.
-  const store =
+  const store = new ObservedStore(
     options.store ??
-    openStore(config.store, {
-      onRetry: ({ op, key, attempt, delayMs, error }) =>
-        log.warn("store call failed; retrying", { op, key, attempt, delayMs, error }),
-    });
+      openStore(config.store, {
+        onRetry: ({ op, key, attempt, delayMs, error }) => {
+          metrics.store.retried(op);
+          log.warn("store call failed; retrying", { op, key, attempt, delayMs, error });
+        },
+      }),
+    metrics.store,
+  );
   const cache = await ChunkCache.open({
     ...config.cache,
     onError: (problem, error) => log.warn(problem, { error: toError(error) }),
+    observer: metrics.cache,
   });
   // Queries wait for reads; background writes and deletes go at the pace the operator allows.
   const backgroundStore = rateLimited(store, config.backgroundLimits);
-  const db = createPool(config.databaseUrl, log);
   const cleanups: Array<() => Promise<void>> = [() => db.end()];
   const stop = async () => {
     const failures: unknown[] = [];
@@ -73,7 +85,7 @@ export async function startBridge(
     }
     const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
 
-    const reads = await openReadEndpoint(config, db, store, keys, cache, log);
+    const reads = await openReadEndpoint(config, db, store, keys, cache, log, metrics.scans);
     cleanups.push(() => reads.endpoint.close(config.shutdownGraceMs));
     const endpoint = reads.target;
     await pointSegmentTablesAt(db, endpoint, log);
@@ -94,6 +106,7 @@ export async function startBridge(
         uploadConcurrency: config.uploadConcurrency,
         compressionLevel: config.compressionLevel,
         encoder,
+        offloads: metrics.offloads,
         encryptionKey: keys.current,
         cache,
         commitLockTimeoutMs: config.commitLockTimeoutMs,
@@ -123,13 +136,33 @@ export async function startBridge(
       const schedule = setInterval(runSchedule, config.scheduleIntervalMs);
       cleanups.push(async () => clearInterval(schedule));
     }
+    let metricsAddress: string | undefined;
+    if (config.metricsListen) {
+      const endpoint = new MetricsEndpoint(metrics, db, log);
+      const { address, port } = await endpoint.listen(
+        config.metricsListen.host,
+        config.metricsListen.port,
+      );
+      cleanups.push(() => endpoint.close());
+      metricsAddress = `http://${address}:${port}`;
+    }
     log.info("bridge started", {
+      metrics: metricsAddress ? `${metricsAddress}/metrics` : "off",
       endpoint: describeTarget(endpoint),
       store: store.description,
       encryptionKey: keys.current?.idHex ?? "none",
       cache: describeCache(config),
     });
-    return { endpoint, db, store, cache, wake: () => worker.wake(), stop };
+    return {
+      endpoint,
+      db,
+      store,
+      cache,
+      metrics,
+      metricsUrl: metricsAddress,
+      wake: () => worker.wake(),
+      stop,
+    };
   } catch (error) {
     await stop().catch(() => {});
     throw error;

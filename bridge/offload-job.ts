@@ -1,11 +1,14 @@
 import { dueSegments, writeSettings } from "../policies/due-segments.ts";
 import type { ClaimedJob, JobProgress, JobQueue } from "./job-queue.ts";
+import type { OffloadObserver } from "./metrics.ts";
 import { query } from "./sql-files.ts";
 import { writeSegment, type SegmentWriterContext } from "./segment-writer.ts";
 
 export interface OffloadJobContext extends SegmentWriterContext {
   queue: JobQueue;
   segmentTargetBytes: number;
+  /** Told of every segment committed (for metrics). */
+  offloads?: OffloadObserver;
 }
 
 /**
@@ -29,7 +32,7 @@ export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
   for (const range of ranges) {
     ctx.signal.throwIfAborted();
     const before = { ...progress };
-    await writeSegment({ ...ctx, ...settings, log }, job, range, (chunk) => {
+    const outcome = await writeSegment({ ...ctx, ...settings, log }, job, range, (chunk) => {
       progress.rowsDone += chunk.rows;
       progress.bytesDone += chunk.raw_bytes;
       // Progress is a display: a failed update must not fail the offload.
@@ -40,6 +43,7 @@ export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
       Object.assign(progress, before);
       throw error;
     });
+    ctx.offloads?.segmentCommitted(outcome.rows, outcome.rawBytes, outcome.storedBytes);
     progress.segmentsDone++;
     await ctx.queue.progress(job.id, progress);
   }

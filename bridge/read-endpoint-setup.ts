@@ -11,6 +11,7 @@ import {
   restrictSocket,
 } from "./endpoint-access.ts";
 import type { Logger } from "./log.ts";
+import type { ScanObserver } from "./metrics.ts";
 import { ReadEndpoint } from "./read-endpoint.ts";
 import type { ReaderTarget } from "./reader-program.ts";
 import { dirname } from "node:path";
@@ -26,6 +27,7 @@ export async function openReadEndpoint(
   keys: ChunkKeyring,
   cache: ChunkCache,
   log: Logger,
+  observer?: ScanObserver,
 ): Promise<{ endpoint: ReadEndpoint; target: ReaderTarget }> {
   const owner = await databaseOsUser(db);
   if (config.readListen === "unix") {
@@ -34,6 +36,7 @@ export async function openReadEndpoint(
     const endpoint = new ReadEndpoint(db, store, log, {
       keys,
       cache,
+      observer,
       readAheadChunks: config.readAheadChunks,
     });
     await endpoint.listenOnSocket(config.readSocket);
@@ -44,6 +47,7 @@ export async function openReadEndpoint(
   const endpoint = new ReadEndpoint(db, store, log, {
     keys,
     cache,
+    observer,
     secret,
     readAheadChunks: config.readAheadChunks,
   });

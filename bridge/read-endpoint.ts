@@ -15,6 +15,7 @@ import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import { columnMapper, type ReadPlan } from "./column-mapper.ts";
 import type { Logger } from "./log.ts";
+import type { ScanObserver } from "./metrics.ts";
 import { query } from "./sql-files.ts";
 
 interface ChunkRow {
@@ -60,6 +61,8 @@ export interface ReadEndpointOptions {
   readAheadChunks: number;
   /** Chunks read before (or written by this bridge's offloads) are served from here. */
   cache: ChunkCache;
+  /** Told of every scan served: its outcome, duration and bytes (for metrics). */
+  observer?: ScanObserver;
 }
 
 /**
@@ -79,6 +82,7 @@ export class ReadEndpoint {
   private readonly secret?: Buffer;
   private readonly readAheadChunks: number;
   private readonly cache: ChunkCache;
+  private readonly observer?: ScanObserver;
   /** Aborted when the bridge stops and the scans still running have had their time. */
   private readonly stopping = new AbortController();
 
@@ -92,6 +96,7 @@ export class ReadEndpoint {
     this.secret = options.secret;
     this.readAheadChunks = options.readAheadChunks;
     this.cache = options.cache;
+    this.observer = options.observer;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error) => {
         this.log.error("read endpoint failure", { error });
@@ -151,12 +156,19 @@ export class ReadEndpoint {
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());
     res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+    const started = performance.now();
+    const sent = { bytes: 0 };
+    const report = (outcome: "ok" | "error" | "cancelled") =>
+      this.observer?.served(outcome, (performance.now() - started) / 1000, sent.bytes);
     try {
       const signal = AbortSignal.any([aborted.signal, this.stopping.signal]);
-      await this.streamSegment(segment, epoch, res, signal);
+      await this.streamSegment(segment, epoch, res, signal, sent);
       res.end();
+      report("ok");
     } catch (thrown) {
-      if (aborted.signal.aborted) return; // PostgreSQL stopped reading (LIMIT, cancel): not an error.
+      // PostgreSQL stopped reading (LIMIT, cancel): not an error.
+      if (aborted.signal.aborted) return report("cancelled");
+      report("error");
       const error = this.stopping.signal.aborted
         ? new Error(
             `pg-offload: the bridge stopped while serving segment ${segment}; run the query again`,
@@ -172,6 +184,7 @@ export class ReadEndpoint {
     epoch: number,
     res: ServerResponse,
     signal: AbortSignal,
+    sent: { bytes: number },
   ): Promise<void> {
     const { rows } = await readQuery<ChunkRow>(this.db, query("segment-chunks"), [segment, epoch]);
     const first = rows[0];
@@ -191,6 +204,7 @@ export class ReadEndpoint {
       const served = mapColumns
         ? this.mapChunk(mapColumns, raw, first.table_name, segment, chunk)
         : raw;
+      sent.bytes += served.length;
       if (!res.write(served)) await once(res, "drain", { signal });
       failpoint("after-chunk-served");
     }

@@ -23,6 +23,8 @@ export interface ChunkCacheOptions {
   /** Bytes kept on disk; 0 keeps none. */
   diskBytes: number;
   onError?: (problem: string, error: unknown) => void;
+  /** Told of each lookup's result (for metrics). */
+  observer?: { hit(tier: "memory" | "disk"): void; miss(): void };
 }
 
 export interface ChunkCacheStats {
@@ -40,6 +42,7 @@ export class ChunkCache {
   private readonly disk: LruSizes<true>;
   private readonly dir?: string;
   private readonly onError: (problem: string, error: unknown) => void;
+  private readonly observer?: ChunkCacheOptions["observer"];
   private counters = { memoryHits: 0, diskHits: 0, misses: 0 };
 
   private constructor(options: ChunkCacheOptions) {
@@ -47,6 +50,7 @@ export class ChunkCache {
     this.dir = options.diskBytes > 0 ? options.dir : undefined;
     this.disk = new LruSizes(this.dir ? options.diskBytes : 0);
     this.onError = options.onError ?? (() => {});
+    this.observer = options.observer;
   }
 
   /** Opens the cache, adopting what an earlier run left in its directory (oldest evicted first). */
@@ -73,15 +77,18 @@ export class ChunkCache {
     const inMemory = this.memory.touch(key);
     if (inMemory) {
       this.counters.memoryHits++;
+      this.observer?.hit("memory");
       return inMemory;
     }
     const path = this.dir && this.pathOf(this.dir, key);
     const onDisk = path && this.disk.touch(path) ? await this.readFromDisk(path, key) : undefined;
     if (!onDisk) {
       this.counters.misses++;
+      this.observer?.miss();
       return undefined;
     }
     this.counters.diskHits++;
+    this.observer?.hit("disk");
     this.memory.add(key, onDisk, onDisk.length);
     return onDisk;
   }
