@@ -43,15 +43,20 @@ export class JobWorker {
   }
 
   private async loop(): Promise<void> {
+    let failures = 0;
     while (!this.stopping.signal.aborted) {
       try {
         const job = await this.queue.claim();
+        failures = 0;
         if (job) await this.runJob(job);
         else await this.idle();
       } catch (thrown) {
         if (this.stopping.signal.aborted) break;
-        this.log.error("job loop error; retrying", { error: toError(thrown) });
-        await sleep(backoffDelayMs(1, 1000));
+        // The database is down or unreachable, most likely: wait longer each time (up to
+        // LOOP_BACKOFF_CAP_MS) rather than log an error every second until it is back.
+        const delayMs = backoffDelayMs(++failures, 1000, LOOP_BACKOFF_CAP_MS);
+        this.log.error("job loop error; retrying", { error: toError(thrown), failures, delayMs });
+        await sleep(delayMs, undefined, { signal: this.stopping.signal }).catch(() => {});
       }
     }
   }
@@ -117,3 +122,5 @@ export class JobWorker {
     await this.queue.retryLater(job.id, message, delay);
   }
 }
+
+const LOOP_BACKOFF_CAP_MS = 30_000;
