@@ -23,10 +23,18 @@ rows are read through it.`,
       throw new UsageError("give --from and --to together");
     }
     const started = performance.now();
+    // One statement, one transaction: no count to show until it ends, only that it is working.
+    const elapsed = () => ((performance.now() - started) / 1000).toFixed(0);
     process.stderr.write(`loading back ${table}...\n`);
+    const ticker = process.stderr.isTTY
+      ? setInterval(() => process.stderr.write(`\rloading back ${table}: ${elapsed()} s`), 1000)
+      : undefined;
     const { rows } = await withClient(config(), (client) =>
       client.query(cliQuery("load-back"), [table, values.from ?? null, values.to ?? null]),
-    );
+    ).finally(() => {
+      if (ticker) process.stderr.write("\n");
+      clearInterval(ticker);
+    });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(`${Number(rows[0].rows).toLocaleString("en")} rows loaded back in ${seconds} s`);
     return 0;

@@ -1,1 +1,0 @@
-SELECT * FROM offload.verify($1::regclass);

@@ -1,0 +1,1 @@
+SELECT * FROM offload.verify_segment($1);
