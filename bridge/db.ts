@@ -41,11 +41,12 @@ export function createClient(databaseUrl: string): pg.Client {
 }
 
 /**
- * Runs a read-only query, sending it again (up to 3 times, after a short jittered pause) when the
- * connection it went out on was dead: after a server restart the pool still holds connections
- * the restart closed, and a cold scan must not fail for that.
+ * Runs a query that is safe to send twice (a read, or an update that is a no-op the second time),
+ * sending it again (up to 3 times, after a short jittered pause) when the connection it went out
+ * on was dead: after a server restart the pool still holds connections the restart closed, and
+ * neither a cold scan nor the abort of a failed segment must fail for that.
  */
-export async function readQuery<R extends pg.QueryResultRow>(
+export async function idempotentQuery<R extends pg.QueryResultRow>(
   pool: pg.Pool,
   sql: string,
   params: unknown[],

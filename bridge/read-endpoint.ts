@@ -8,7 +8,7 @@ import type { ChunkCache } from "../storage/chunk-cache.ts";
 import type { ChunkKeyring } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
-import { readQuery } from "./db.ts";
+import { idempotentQuery } from "./db.ts";
 import { readAhead } from "./read-ahead.ts";
 import { carriesSecret } from "./endpoint-access.ts";
 import { toError } from "./errors.ts";
@@ -186,7 +186,10 @@ export class ReadEndpoint {
     signal: AbortSignal,
     sent: { bytes: number },
   ): Promise<void> {
-    const { rows } = await readQuery<ChunkRow>(this.db, query("segment-chunks"), [segment, epoch]);
+    const { rows } = await idempotentQuery<ChunkRow>(this.db, query("segment-chunks"), [
+      segment,
+      epoch,
+    ]);
     const first = rows[0];
     if (!first) throw new SegmentReadError("segment not in the catalog", "unknown", segment);
     if (first.state !== "committed") {

@@ -7,6 +7,7 @@ import {
   type ChunkWriterContext,
   type WrittenChunk,
 } from "./copy-to-store.ts";
+import { idempotentQuery } from "./db.ts";
 import { sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
@@ -81,7 +82,8 @@ export async function writeSegment(
       // and PostgreSQL rolls the transaction back when it goes away.
       broken = error;
     }
-    await ctx.db.query(query("abort-segment"), [segmentId]).catch((error) => {
+    // Idempotent (pending -> aborted), so resent when the failure also killed the connection.
+    await idempotentQuery(ctx.db, query("abort-segment"), [segmentId]).catch((error) => {
       log.warn("could not mark the failed segment aborted; it stays pending", { error });
     });
     throw error;
@@ -105,7 +107,7 @@ async function copyUploadCommit(
   // stops taking (and holding) late rows like its offloaded neighbours.
   if (outcome.rows === 0 && !isPartition) {
     await client.query("ROLLBACK");
-    await ctx.db.query(query("abort-segment"), [segmentId]);
+    await idempotentQuery(ctx.db, query("abort-segment"), [segmentId]);
     return outcome;
   }
   failpoint("before-commit");

@@ -1,8 +1,8 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inject } from "vitest";
+import { afterAll, inject } from "vitest";
 import type pg from "pg";
 import { startBridge, type RunningBridge } from "../../bridge/bridge.ts";
 import { bridgeConfig, type BridgeConfig } from "../../bridge/config.ts";
@@ -33,9 +33,17 @@ export async function testStoreConfig(kind: StoreKind): Promise<{
   };
 }
 
+const socketDirs: string[] = [];
+// Removed once the test file is done: its bridges (in process or spawned) have stopped by then.
+afterAll(() => {
+  for (const dir of socketDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A read socket path of the bridge's own, in a fresh directory of mode 700. */
 export function privateSocketPath(): string {
-  return join(mkdtempSync(join(tmpdir(), "pgo-read-")), "read.sock");
+  const dir = mkdtempSync(join(tmpdir(), "pgo-read-"));
+  socketDirs.push(dir);
+  return join(dir, "read.sock");
 }
 
 /**
