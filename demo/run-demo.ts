@@ -54,6 +54,7 @@ async function main(): Promise<void> {
   const server = await startLocalPostgres();
   const storeDir = await mkdtemp(join(tmpdir(), "pg-offload-demo-store-"));
   const readDir = await mkdtemp(join(tmpdir(), "pg-offload-demo-read-"));
+  const cacheDir = await mkdtemp(join(tmpdir(), "pg-offload-demo-cache-"));
   let bridge: Awaited<ReturnType<typeof startBridge>> | undefined;
   const db = new pg.Client({ connectionString: server.url() });
   try {
@@ -61,7 +62,11 @@ async function main(): Promise<void> {
     bridge = await startBridge(
       bridgeConfig(
         { databaseUrl: server.url(), store: { kind: "local", dir: storeDir } },
-        { readSocket: join(readDir, "read.sock"), pollIntervalMs: 500 },
+        {
+          readSocket: join(readDir, "read.sock"),
+          pollIntervalMs: 500,
+          cache: { memoryBytes: 64 * 1024 ** 2, dir: cacheDir, diskBytes: 1024 ** 3 },
+        },
       ),
       { log: silentLogger },
     );
@@ -121,6 +126,7 @@ async function main(): Promise<void> {
     await server.stop();
     await rm(storeDir, { recursive: true, force: true });
     await rm(readDir, { recursive: true, force: true });
+    await rm(cacheDir, { recursive: true, force: true });
     say("cleaned up the demo server and store.");
   }
 }
