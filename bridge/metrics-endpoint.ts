@@ -2,10 +2,10 @@
  * Serves GET /metrics (Prometheus text format) and GET /healthz: 200 when the bridge reaches its
  * database, 503 with the reason when not, for liveness probes and load balancers.
  */
-import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
+import { listening } from "./http-listen.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 import type { Logger } from "./log.ts";
 
@@ -28,14 +28,11 @@ export class MetricsEndpoint {
         },
       );
     });
+    this.server.on("error", (error) => this.log.error("metrics endpoint error", { error }));
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
-    this.server.listen(port, host);
-    await Promise.race([
-      once(this.server, "listening"),
-      once(this.server, "error").then(([error]) => Promise.reject(error)),
-    ]);
+    await listening(this.server, () => this.server.listen(port, host));
     return this.server.address() as AddressInfo;
   }
 

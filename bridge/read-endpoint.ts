@@ -11,6 +11,7 @@ import type { ObjectStore } from "../storage/object-store.ts";
 import { idempotentQuery } from "./db.ts";
 import { readAhead } from "./read-ahead.ts";
 import { carriesSecret } from "./endpoint-access.ts";
+import { listening } from "./http-listen.ts";
 import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import { columnMapper, type ReadPlan } from "./column-mapper.ts";
@@ -103,22 +104,17 @@ export class ReadEndpoint {
         res.destroy();
       });
     });
+    // Errors after it listens (accept failures): logged, never the end of the bridge.
+    this.server.on("error", (error) => this.log.error("read endpoint error", { error }));
   }
 
   async listenOnTcp(host: string, port: number): Promise<AddressInfo> {
-    await this.listen(() => this.server.listen(port, host));
+    await listening(this.server, () => this.server.listen(port, host));
     return this.server.address() as AddressInfo;
   }
 
   async listenOnSocket(path: string): Promise<void> {
-    await this.listen(() => this.server.listen(path));
-  }
-
-  private async listen(start: () => void): Promise<void> {
-    const failed = once(this.server, "error").then(([error]) => Promise.reject(error));
-    start();
-    await Promise.race([once(this.server, "listening"), failed]);
-    failed.catch(() => {});
+    await listening(this.server, () => this.server.listen(path));
   }
 
   /**
