@@ -44,8 +44,7 @@ export async function startBridge(
   config: BridgeConfig,
   options: { store?: ObjectStore; log?: Logger } = {},
 ): Promise<RunningBridge> {
-  const format = config.logFormat === "auto" ? defaultLogFormat() : config.logFormat;
-  const log = options.log ?? createLogger({ worker: config.workerId }, undefined, format);
+  const log = options.log ?? bridgeLogger(config);
   // Before anything else: a bad key should stop the bridge before it touches the database.
   const keys = await loadKeyring(config.encryptionKeys);
   const db = createPool(config.databaseUrl, log);
@@ -173,6 +172,12 @@ function describeCache({ cache }: BridgeConfig): string {
   const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
   const disk = cache.diskBytes > 0 ? `, ${mib(cache.diskBytes)} in ${cache.dir}` : "";
   return `${mib(cache.memoryBytes)} in memory${disk}`;
+}
+
+/** The bridge's logger as configured: its worker id on every line, in the configured format. */
+export function bridgeLogger(config: BridgeConfig): Logger {
+  const format = config.logFormat === "auto" ? defaultLogFormat() : config.logFormat;
+  return createLogger({ worker: config.workerId }, undefined, format);
 }
 
 /** After a restore from a dump, the segment tables are new tables with the old names. */

@@ -5,17 +5,13 @@
  */
 import type pg from "pg";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { CacheObserver } from "../storage/chunk-cache.ts";
+import type { StoreObserver } from "../storage/observed-store.ts";
 import { query } from "./sql-files.ts";
 
-export interface StoreCallObserver {
-  call(op: string): void;
-  failed(op: string, kind: string): void;
+/** What ObservedStore reports, and the retries the RetryingStore reports. */
+export interface StoreCallObserver extends StoreObserver {
   retried(op: string): void;
-}
-
-export interface CacheObserver {
-  hit(tier: "memory" | "disk"): void;
-  miss(): void;
 }
 
 export interface ScanObserver {

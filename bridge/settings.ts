@@ -83,15 +83,8 @@ export function fileKey(envName: string): string {
   return envName.slice(PREFIX.length).toLowerCase();
 }
 
-/**
- * Reads the file (when given: `file`, else PGOFFLOAD_CONFIG) and the environment, the
- * environment winning. DATABASE_URL and AWS_REGION are read as the libraries' own conventions,
- * below their PGOFFLOAD_ names.
- */
-export function readSettings(
-  env: NodeJS.ProcessEnv = process.env,
-  file: string | undefined = env.PGOFFLOAD_CONFIG || undefined,
-): Settings {
+/** Reads the file (when there is one) and the environment, the environment winning. */
+export function readSettings(env: NodeJS.ProcessEnv, file: string | undefined): Settings {
   const values: Record<string, string> = {};
   const sources = new Map<string, SettingSource>();
   if (file) {

@@ -1,5 +1,4 @@
-import { startBridge } from "../bridge/bridge.ts";
-import { createLogger, defaultLogFormat } from "../bridge/log.ts";
+import { bridgeLogger, startBridge } from "../bridge/bridge.ts";
 import type { Command } from "./command.ts";
 
 export const bridgeCommand: Command = {
@@ -14,8 +13,7 @@ message saying the bridge stopped. A second signal exits at once (still safe: se
 Reliability).`,
   async run(_args, loadConfig) {
     const { config } = loadConfig();
-    const format = config.logFormat === "auto" ? defaultLogFormat() : config.logFormat;
-    const log = createLogger({ worker: config.workerId }, undefined, format);
+    const log = bridgeLogger(config);
     const bridge = await startBridge(config, { log });
     await new Promise<void>((resolve) => {
       let signals = 0;

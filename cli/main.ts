@@ -62,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   let loaded: LoadedConfig | undefined;
-  const config = () => (loaded ??= loadConfig(process.env, file ?? process.env.PGOFFLOAD_CONFIG));
+  const config = () => (loaded ??= loadConfig(process.env, file));
   try {
     return await command.run(args, config);
   } catch (error) {
