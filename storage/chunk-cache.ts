@@ -24,7 +24,12 @@ export interface ChunkCacheOptions {
   diskBytes: number;
   onError?: (problem: string, error: unknown) => void;
   /** Told of each lookup's result (for metrics). */
-  observer?: { hit(tier: "memory" | "disk"): void; miss(): void };
+  observer?: CacheObserver;
+}
+
+export interface CacheObserver {
+  hit(tier: "memory" | "disk"): void;
+  miss(): void;
 }
 
 export interface ChunkCacheStats {
@@ -42,7 +47,7 @@ export class ChunkCache {
   private readonly disk: LruSizes<true>;
   private readonly dir?: string;
   private readonly onError: (problem: string, error: unknown) => void;
-  private readonly observer?: ChunkCacheOptions["observer"];
+  private readonly observer?: CacheObserver;
   private counters = { memoryHits: 0, diskHits: 0, misses: 0 };
 
   private constructor(options: ChunkCacheOptions) {
@@ -58,15 +63,6 @@ export class ChunkCache {
     const cache = new ChunkCache(options);
     if (cache.dir) await cache.adoptDirectory(cache.dir);
     return cache;
-  }
-
-  /** A cache that keeps nothing. */
-  static none(): ChunkCache {
-    return new ChunkCache({ memoryBytes: 0, diskBytes: 0 });
-  }
-
-  get enabled(): boolean {
-    return this.memory.capacity > 0 || this.disk.capacity > 0;
   }
 
   stats(): ChunkCacheStats {

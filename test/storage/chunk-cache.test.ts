@@ -100,10 +100,10 @@ describe("ChunkCache", () => {
     await mkdir(dir);
   });
 
-  it("none() keeps nothing", async () => {
-    const cache = ChunkCache.none();
+  it("with no room in either tier keeps nothing, and writes nothing to its directory", async () => {
+    const cache = await ChunkCache.open({ memoryBytes: 0, dir, diskBytes: 0, onError });
     await cache.put("a", chunk(1));
-    expect(cache.enabled).toBe(false);
     expect(await cache.get("a")).toBeUndefined();
+    expect(await readdir(dir)).toEqual([]);
   });
 });
