@@ -38,10 +38,10 @@ export class Progress {
     this.out.write(`${new Date().toISOString()} ${this.describe(state)}\n`);
   }
 
-  /** Ends the line (terminal) and prints the outcome. */
-  finish(message: string): void {
+  /** Ends the line (terminal), then prints the outcome if given. */
+  finish(message?: string): void {
     if (this.drawn) this.out.write("\n");
-    this.out.write(`${message}\n`);
+    if (message !== undefined) this.out.write(`${message}\n`);
   }
 
   describe(state: ProgressState): string {

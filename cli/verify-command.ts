@@ -46,7 +46,7 @@ segment; exit code 1 if any failed. Needs the bridge running.`,
         state.bytes += Number(segment.stored_bytes ?? 0);
       }
       progress.update(state);
-      progress.finish(`${segments.length} segments checked, ${failed} failed`);
+      progress.finish(); // the outcome goes to stdout below, with the segments
       for (const line of lines) console.log(line);
       console.log(`${segments.length} segments checked, ${failed} failed`);
       return failed ? 1 : 0;
