@@ -28,6 +28,9 @@ export interface JobProgress {
 
 /** One worker's view of the offload.jobs queue (graphile-worker's shape: claim, heartbeat, finish). */
 export class JobQueue {
+  /** The last progress write asked for: the next one waits for it. */
+  private progressWrites: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly db: pg.Pool,
     private readonly workerId: string,
@@ -55,15 +58,19 @@ export class JobQueue {
     return rowCount === 1;
   }
 
-  async progress(jobId: number, p: JobProgress): Promise<void> {
-    await this.db.query(query("job-progress"), [
-      jobId,
-      this.workerId,
-      p.segmentsTotal,
-      p.segmentsDone,
-      p.rowsDone,
-      p.bytesDone,
-    ]);
+  /**
+   * Records a job's progress as it is now. Writes land in the order they were asked for, one at a
+   * time: they go out on different pooled connections, and an update still in flight (say, one a
+   * chunk upload sent without waiting) must never overwrite a newer one.
+   */
+  progress(jobId: number, p: JobProgress): Promise<void> {
+    const values = [jobId, this.workerId, p.segmentsTotal, p.segmentsDone, p.rowsDone, p.bytesDone];
+    const write = this.progressWrites.then(() => this.db.query(query("job-progress"), values));
+    this.progressWrites = write.then(
+      () => {},
+      () => {}, // the caller hears of its own failure; the next write goes ahead
+    );
+    return write.then(() => {});
   }
 
   async complete(jobId: number): Promise<void> {
