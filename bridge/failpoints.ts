@@ -1,18 +1,30 @@
 import { existsSync } from "node:fs";
 
 /**
- * Named points in offloads, rewrites and reads where tests stop the bridge, to prove that a crash
- * or a database restart anywhere loses and duplicates nothing. Armed only through
+ * Named points at every step of every job kind (offload, rewrite, garbage collection) and of reads
+ * where tests stop the bridge, to prove that a crash, a database restart or a lock timeout
+ * anywhere loses, duplicates and repeats nothing. Armed only through
  * PGOFFLOAD_FAILPOINT, a comma-separated list of `name[@N][:pause]`: the bridge kills itself
  * (SIGKILL) at the Nth hit of the point (the first without @N), or with `:pause` stops there,
  * event loop and all, until the file named by PGOFFLOAD_FAILPOINT_RESUME exists.
  */
 export type FailpointName =
+  // any job: claimed, nothing done yet; all its work done, the job not yet marked succeeded
+  | "after-claim"
+  | "before-complete"
+  // offload: pending segment recorded; a chunk stored; all stored, nothing committed; committed
   | "after-begin-segment"
   | "after-chunk-upload"
   | "before-commit"
   | "after-commit"
+  // rewrite: before a segment is read; all of its new epoch stored; swapped (progress not recorded)
+  | "before-rewrite-segment"
   | "before-swap"
+  | "after-swap"
+  // garbage collection: an object deleted; all deleted, the catalog not yet told
+  | "gc-after-delete"
+  | "gc-before-forget"
+  // reads
   | "after-chunk-served";
 
 const hits = new Map<string, number>();

@@ -2,6 +2,7 @@ import type pg from "pg";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { toError } from "./errors.ts";
+import { failpoint } from "./failpoints.ts";
 import { query } from "./sql-files.ts";
 
 export interface GcOptions {
@@ -75,7 +76,9 @@ export async function collectGarbage(
     for (const candidate of report.candidates) {
       await store.delete(objectKey(candidate.key));
       report.deleted++;
+      failpoint("gc-after-delete");
     }
+    failpoint("gc-before-forget");
     const collected = [...segments].filter(([, s]) => s.collectable && s.state !== "committed");
     await client.query(query("gc-forget"), [options.graceMs, collected.map(([id]) => id)]);
     await client.query("COMMIT");

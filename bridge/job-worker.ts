@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { backoffDelayMs, isPermanentJobError, toError } from "./errors.ts";
+import { failpoint } from "./failpoints.ts";
 import type { ClaimedJob, JobQueue } from "./job-queue.ts";
 import type { Logger } from "./log.ts";
 import { runOffloadJob, type OffloadJobContext } from "./offload-job.ts";
@@ -92,9 +93,11 @@ export class JobWorker {
     }, this.options.jobLeaseMs / 4);
     try {
       log.info("job started", { attempt: job.attempts });
+      failpoint("after-claim");
       const signal = AbortSignal.any([this.stopping.signal, lost.signal]);
       const run = job.kind === "rewrite" ? runRewriteJob : runOffloadJob;
       const result = await run({ ...this.ctx, signal }, job);
+      failpoint("before-complete");
       await this.queue.complete(job.id);
       log.info("job succeeded", { ...result });
     } catch (thrown) {

@@ -31,6 +31,7 @@ export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
   };
   for (const segment of segments) {
     ctx.signal.throwIfAborted();
+    failpoint("before-rewrite-segment");
     const changed = await rewriteSegment(ctx, segment, params, job.requestedBy);
     progress.segmentsDone++;
     progress.rowsDone += changed;
@@ -87,6 +88,7 @@ async function rewriteSegment(
       written,
     ]);
     await client.query("COMMIT");
+    failpoint("after-swap");
     log.info("segment rewritten", { epoch: newEpoch, matching, rows: written });
     return matching;
   } catch (thrown) {

@@ -17,7 +17,12 @@ export interface BridgeProcess {
  * of its own unless `env` names one, and no chunk cache unless `env` asks for one.
  */
 export function spawnBridge(env: Record<string, string>): BridgeProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "bridge"], {
+  return spawnPgOffload(["bridge"], env);
+}
+
+/** Runs any `pg-offload` command (say `gc`) as a separate process, as spawnBridge does the bridge. */
+export function spawnPgOffload(args: string[], env: Record<string, string>): BridgeProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
     env: {
       ...process.env,
       PGOFFLOAD_READ_SOCKET: privateSocketPath(),
@@ -32,7 +37,8 @@ export function spawnBridge(env: Record<string, string>): BridgeProcess {
   child.stdout?.on("data", (d) => (output += d));
   child.stderr?.on("data", (d) => (output += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
+    // "close", not "exit": by then all its output has been read, so output() is complete.
+    child.once("close", (code, signal) => resolve({ code, signal })),
   );
   return {
     child,

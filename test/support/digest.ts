@@ -1,9 +1,14 @@
 import type pg from "pg";
 
-/** md5 over every row of the table in id order, hot and cold: equal digests, equal contents. */
+/**
+ * md5 over every row of the table in id order, hot and cold: equal digests, equal contents.
+ * An empty table has a digest too ("0:" and the md5 of nothing), so that it compares equal only
+ * to another empty table.
+ */
 export async function tableDigest(db: pg.Pool, table: string): Promise<string> {
   const { rows } = await db.query(
-    `SELECT count(*) || ':' || md5(string_agg(t::text, E'\\n' ORDER BY id)) AS digest FROM ${table} t`,
+    `SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY id), '')) AS digest
+       FROM ${table} t`,
   );
   return rows[0].digest;
 }
