@@ -83,11 +83,21 @@ function usage(problem: string): number {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitAfterOutput(code),
   (error) => {
     console.error(
       error instanceof ConfigError ? error.message : `pg-offload: ${error?.message ?? error}`,
     );
-    process.exit(1);
+    exitAfterOutput(1);
   },
 );
+
+// Output to a pipe is written asynchronously: process.exit() at once would drop what the pipe has
+// not taken yet (the end of a long `gc --dry-run | less`, its summary line included). A write's
+// callback runs once everything written before it has been handed over.
+function exitAfterOutput(code: number): void {
+  let open = 2;
+  const flushed = () => --open === 0 && process.exit(code);
+  process.stdout.write("", flushed);
+  process.stderr.write("", flushed);
+}

@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -116,6 +118,25 @@ describe("the pg-offload command", () => {
     expect(back.stdout).toMatch(/[\d,]+ rows loaded back/);
     const hot = await db.pool.query("SELECT count(*) FROM ONLY events");
     expect(Number(hot.rows[0].count)).toBe(20_000);
+  });
+
+  it("prints all of a long output through a pipe before it exits (gc --dry-run of 3,000 objects)", async () => {
+    if (store.config.kind !== "local") throw new Error("unreachable");
+    const { rows } = await db.pool.query("SELECT offload.current_installation() AS id");
+    // Objects of a segment no catalog row knows: each is listed as garbage, one line each.
+    const dir = join(store.config.dir, rows[0].id, "s999999999-00ff", "e1");
+    await mkdir(dir, { recursive: true });
+    try {
+      for (let i = 1; i <= 3_000; i++) {
+        await writeFile(join(dir, `${String(i).padStart(6, "0")}.chunk`), "x");
+      }
+      const gc = await cli(["gc", "--dry-run"], env);
+      expect(gc.code).toBe(0);
+      expect(gc.stdout.match(/^would remove .*s999999999-00ff/gm)?.length).toBe(3_000);
+      expect(gc.stdout).toMatch(/objects listed, \d+ garbage, 0 removed\n$/);
+    } finally {
+      await rm(dirname(dir), { recursive: true, force: true });
+    }
   });
 
   it("a bad setting stops the command, named", async () => {
