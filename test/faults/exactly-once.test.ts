@@ -17,11 +17,13 @@ import { segmentTables } from "../support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 import { waitUntil } from "../support/wait.ts";
 
-// Every job kind is run under every fault: the bridge killed (SIGKILL) at each of its steps, and
-// the commit (offload) or swap (rewrite) of the 2nd segment made to hit its lock timeout. Then a
-// bridge finishes the job, and the table must equal a control table that received the same change
-// once, with plain SQL. load_back and truncate run in the user's session: killed and timed out,
-// they must change nothing, and a retry must change the table exactly once. Garbage collection is
+// Every bridge job kind (offload, delete_cold, update_cold) is run under every fault: the bridge
+// killed (SIGKILL) at each of its steps; the commit (offload) or swap (rewrite) of the 1st, 2nd
+// and last segment made to hit its lock timeout; the bridge stalled past its lease while another
+// takes the job over. Then the job is finished, and the table must equal a control table that
+// received the same change once, with plain SQL (update_cold's `v = v + 1` shows a segment
+// changed twice). load_back and truncate run in the user's session: killed and timed out, they
+// must change nothing, and a retry must change the table exactly once. Garbage collection is
 // killed mid-way and must never remove an object a committed segment references.
 
 const tally = { runs: 0, rowsChecked: 0 };
