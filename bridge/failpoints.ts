@@ -13,6 +13,7 @@ export type FailpointName =
   | "before-commit"
   | "after-commit"
   | "before-swap"
+  | "after-swap"
   | "after-chunk-served";
 
 const hits = new Map<string, number>();
