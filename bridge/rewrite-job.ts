@@ -3,7 +3,6 @@ import { OffloadError, sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { ClaimedJob, JobProgress, RewriteParams } from "./job-queue.ts";
 import type { OffloadJobContext } from "./offload-job.ts";
-import { readerProgram } from "./reader-program.ts";
 import { query } from "./sql-files.ts";
 
 interface Candidate {
@@ -79,11 +78,12 @@ async function rewriteSegment(
     await client.query("RESET ROLE");
     failpoint("before-swap");
     await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
+    const program = await ctx.readers.forCommit(client, id, newEpoch);
     await client.query(query("swap-segment-epoch"), [
       id,
       newEpoch,
       JSON.stringify(chunks),
-      readerProgram(ctx.endpoint, id, newEpoch),
+      program,
       written,
     ]);
     await client.query("COMMIT");
