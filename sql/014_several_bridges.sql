@@ -5,11 +5,14 @@
 --
 -- The table is the bridges' alone (they run as superuser): its rows become shell commands.
 CREATE TABLE offload.read_endpoints (
-  endpoint   text PRIMARY KEY,        -- unix:/path/read.sock or http://host:port
-  target     jsonb NOT NULL,          -- what the reader program is built from
-  worker_id  text NOT NULL,
-  started_at timestamptz NOT NULL DEFAULT now(),
-  seen_at    timestamptz NOT NULL DEFAULT now()   -- refreshed by the bridge while it runs
+  endpoint     text PRIMARY KEY,      -- unix:/path/read.sock or http://host:port
+  -- A dump restored elsewhere brings the rows of the bridges of the database it was dumped from,
+  -- which serve that database's segments under the same ids: such rows are dropped, never named.
+  installation text NOT NULL,
+  target       jsonb NOT NULL,        -- what the reader program is built from
+  worker_id    text NOT NULL,
+  started_at   timestamptz NOT NULL DEFAULT now(),
+  seen_at      timestamptz NOT NULL DEFAULT now()  -- refreshed by the bridge while it runs
 );
 REVOKE ALL ON offload.read_endpoints FROM PUBLIC;
 
@@ -23,18 +26,23 @@ REVOKE ALL ON offload.read_endpoints FROM PUBLIC;
 --       it read then, so that two bridges starting at once cannot leave tables naming one list
 --       without the other's endpoint.
 
--- Records (or renews) a bridge's endpoint, and forgets endpoints not seen for `stale_after`.
+-- Records (or renews) a bridge's endpoint, and forgets endpoints not seen for `stale_after` and
+-- those recorded under another installation (before a dump and restore).
 CREATE FUNCTION offload.register_read_endpoint(endpoint text, target jsonb, worker text,
                                                stale_after interval) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  here text := offload.current_installation();
 BEGIN
   PERFORM pg_advisory_xact_lock(1885826918, -1);
   DELETE FROM offload.read_endpoints e
-   WHERE e.seen_at < now() - stale_after AND e.endpoint <> register_read_endpoint.endpoint;
-  INSERT INTO offload.read_endpoints AS e (endpoint, target, worker_id)
-  VALUES (register_read_endpoint.endpoint, register_read_endpoint.target, worker)
+   WHERE e.installation <> here
+      OR (e.seen_at < now() - stale_after AND e.endpoint <> register_read_endpoint.endpoint);
+  INSERT INTO offload.read_endpoints AS e (endpoint, installation, target, worker_id)
+  VALUES (register_read_endpoint.endpoint, here, register_read_endpoint.target, worker)
   ON CONFLICT ON CONSTRAINT read_endpoints_pkey DO UPDATE
-    SET target = excluded.target, worker_id = excluded.worker_id,
+    SET installation = excluded.installation, target = excluded.target,
+        worker_id = excluded.worker_id,
         started_at = now(), seen_at = now();
 END $$;
 

@@ -1,11 +1,19 @@
 import { readdir, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningBridge } from "../bridge/bridge.ts";
 import type { StoreConfig } from "../storage/open-store.ts";
-import { privateSocketPath, testStoreConfig, waitForJob } from "./support/bridge-harness.ts";
+import {
+  offloadNow,
+  privateSocketPath,
+  startTestBridge,
+  testStoreConfig,
+  waitForJob,
+} from "./support/bridge-harness.ts";
 import { quickBridgeEnv, spawnBridge, type BridgeProcess } from "./support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "./support/digest.ts";
-import { segmentTables } from "./support/fixtures.ts";
+import { fixture, segmentTables } from "./support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
 import { waitUntil } from "./support/wait.ts";
 
@@ -168,5 +176,45 @@ describe("three bridges on one database", () => {
     const jobId = Number((await db.pool.query("SELECT offload.run('t3') AS id")).rows[0].id);
     expect(await waitForJob(db.pool, jobId)).toMatchObject({ state: "succeeded", locked_by: "e" });
     await expectEveryTableReadable();
+  });
+});
+
+describe("two bridges over TCP", () => {
+  let db: TestDatabase;
+  let cleanupStore: () => Promise<void>;
+  let secretDir: string;
+  const running: RunningBridge[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase("several-bridges-tcp");
+    const store = await testStoreConfig("local");
+    cleanupStore = store.cleanup;
+    secretDir = join(tmpdir(), `pgo-secret-${process.pid}-${Date.now()}`);
+    const overrides = {
+      readListen: "tcp" as const,
+      readPort: 0,
+      readSecretFile: join(secretDir, "read-secret"),
+    };
+    running.push(await startTestBridge(db.url, store.config, { overrides }));
+    running.push(await startTestBridge(db.url, store.config, { overrides }));
+    await db.pool.query(fixture("events-table.sql"));
+  });
+
+  afterAll(async () => {
+    for (const bridge of running) await bridge.stop();
+    await db?.drop();
+    await cleanupStore?.();
+    await rm(secretDir, { recursive: true, force: true });
+  });
+
+  it("read on through the first when the last started stops", async () => {
+    const digest = await tableDigest(db.pool, "events");
+    expect((await offloadNow(db.pool, "events")).state).toBe("succeeded");
+    const ports = running.map((b) => (b.endpoint.kind === "tcp" ? b.endpoint.port : 0));
+    for (const command of await readerCommands(db, "events")) {
+      for (const port of ports) expect(command).toContain(`:${port}/segments/`);
+    }
+    await running.pop()!.stop();
+    expect(await tableDigest(db.pool, "events")).toBe(digest);
   });
 });
