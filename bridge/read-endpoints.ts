@@ -19,9 +19,9 @@ export interface ReaderPrograms {
  * that cold reads go on while any one bridge runs.
  *
  * A bridge records its endpoint when it starts and repoints every segment table at the whole
- * list, itself first. While it runs it renews its row; one not renewed for `staleAfterMs` is
- * forgotten when another bridge starts (a bridge that died), and a bridge that finds its own row
- * forgotten (it stalled that long) records it and repoints again. A graceful stop removes the row.
+ * list. While it runs it renews its row; one not renewed for `staleAfterMs` is forgotten when
+ * another bridge starts (a bridge that died), and a bridge that finds its own row forgotten (it
+ * stalled that long) records it and repoints again. A graceful stop removes the row.
  * A table still naming a bridge that is gone costs its scans one refused connection each.
  */
 export class ReadEndpointRegistry implements ReaderPrograms {
@@ -96,13 +96,18 @@ export class ReadEndpointRegistry implements ReaderPrograms {
     return readerProgram(await this.targets(), segment, epoch);
   }
 
-  /** Every recorded endpoint, this bridge's first, then the most recently started. */
+  /**
+   * Every recorded endpoint, in a fixed order (by name), so that a bridge restarting on the same
+   * endpoint finds every program already as it should be and alters no segment table.
+   */
   private async targets(): Promise<ReaderTarget[]> {
     const { rows } = await this.db.query<{ endpoint: string; target: ReaderTarget }>(
       query("read-endpoints"),
     );
-    const others = rows.filter((row) => row.endpoint !== this.name).map((row) => row.target);
-    return [this.own, ...others];
+    const targets = rows.map((row) => row.target);
+    // Recorded by join() before any program is built; a renewal that lost it records it again.
+    if (!rows.some((row) => row.endpoint === this.name)) targets.push(this.own);
+    return targets;
   }
 
   private async repointSegmentTables(client: pg.ClientBase, targets: ReaderTarget[]) {

@@ -1,2 +1,2 @@
--- Every recorded read endpoint, the most recently started first.
-SELECT endpoint, target FROM offload.read_endpoints ORDER BY started_at DESC, endpoint;
+-- Every recorded read endpoint, in a fixed order: reader programs change only with the set.
+SELECT endpoint, target FROM offload.read_endpoints ORDER BY endpoint;
