@@ -4,7 +4,6 @@ import { OffloadError, sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { ClaimedJob, JobProgress, RewriteParams } from "./job-queue.ts";
 import type { OffloadJobContext } from "./offload-job.ts";
-import { readerProgram } from "./reader-program.ts";
 import { query } from "./sql-files.ts";
 
 interface Candidate {
@@ -139,12 +138,13 @@ async function swapIn(
   try {
     await client.query("BEGIN");
     await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
+    const program = await ctx.readers.forCommit(client, id, rewritten.newEpoch);
     await client.query(query("swap-rewritten-segment"), [
       job.id,
       id,
       rewritten.newEpoch,
       JSON.stringify(rewritten.chunks),
-      readerProgram(ctx.endpoint, id, rewritten.newEpoch),
+      program,
       rewritten.rows,
       rewritten.matched,
       rewritten.fingerprint,

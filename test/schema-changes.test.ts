@@ -354,11 +354,21 @@ describe("pg_dump and pg_restore of a database with offloaded tables", () => {
     const bin = findPostgresBinaries();
     await run(join(bin, "pg_dump"), ["--format=custom", `--file=${dumpFile}`, db.url]);
     await run(join(bin, "pg_restore"), ["--exit-on-error", `--dbname=${restored.url}`, dumpFile]);
-    await source.stop();
-    bridges.pop();
-
     const target = await startTestBridge(restored.url, store.config, { overrides });
     bridges.push(target);
+    // The dump holds the source's bridge endpoints, and that bridge still runs, serving the
+    // source's segments under the same ids: the restored segment tables must never name it.
+    const readers = await restored.pool.query(
+      "SELECT array_to_string(ftoptions, ' ') AS options FROM pg_foreign_table",
+    );
+    expect(readers.rows.length).toBeGreaterThan(0);
+    for (const { options } of readers.rows) {
+      if (source.endpoint.kind !== "unix" || target.endpoint.kind !== "unix") throw new Error();
+      expect(options).toContain(target.endpoint.socketPath);
+      expect(options).not.toContain(source.endpoint.socketPath);
+    }
+    await source.stop();
+    bridges.splice(bridges.indexOf(source), 1);
     expect(await resultSet(restored.pool, "SELECT * FROM ledger ORDER BY id")).toEqual(before);
     await expectSameAsControl(restored.pool);
     const verified = await restored.pool.query(
