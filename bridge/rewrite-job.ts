@@ -28,12 +28,22 @@ export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
     segmentsDone: 0,
     rowsDone: 0,
     bytesDone: 0,
+    kept: { segments: 0, rows: 0, bytes: 0 },
   };
   for (const segment of segments) {
     ctx.signal.throwIfAborted();
     const changed = await rewriteSegment(ctx, segment, params, job.requestedBy);
     progress.segmentsDone++;
     progress.rowsDone += changed;
+    // A swapped segment is done for good (a retry of this job skips it); one without matching
+    // rows is examined again by a retry, so it is not kept.
+    if (changed > 0) {
+      progress.kept = {
+        ...progress.kept,
+        segments: progress.kept.segments + 1,
+        rows: progress.kept.rows + changed,
+      };
+    }
     await ctx.queue.progress(job.id, progress);
   }
   return progress;
