@@ -106,7 +106,7 @@ export async function startBridge(
 
     const encoder = chunkEncoder(config.encoderThreads);
     cleanups.push(() => encoder.close());
-    const queue = new JobQueue(db, config.workerId, config.jobLeaseMs);
+    const queue = new JobQueue(db, config.workerId, config.jobLeaseMs, config);
     const worker = new JobWorker(
       {
         db,

@@ -11,8 +11,6 @@ interface Candidate {
   epoch: number;
   rows: string;
   segment_table: string;
-  done: boolean;
-  matched_rows: string;
 }
 
 /** What the first transaction of a segment's rewrite produced, for the swap. */
@@ -42,14 +40,22 @@ export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
     segmentsDone: 0,
     rowsDone: 0,
     bytesDone: 0,
+    kept: { segments: 0, rows: 0, bytes: 0 },
   };
   for (const segment of segments) {
     ctx.signal.throwIfAborted();
-    const matched = segment.done
-      ? Number(segment.matched_rows)
-      : await rewriteSegment(ctx, job, segment, params);
+    const changed = await rewriteSegment(ctx, job, segment, params);
     progress.segmentsDone++;
-    progress.rowsDone += matched;
+    progress.rowsDone += changed;
+    // A swapped segment is done for good (a retry of this job skips it); one without matching
+    // rows is examined again by a retry, so it is not kept.
+    if (changed > 0) {
+      progress.kept = {
+        ...progress.kept,
+        segments: progress.kept.segments + 1,
+        rows: progress.kept.rows + changed,
+      };
+    }
     await ctx.queue.progress(job.id, progress);
   }
   return progress;

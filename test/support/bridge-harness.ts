@@ -88,9 +88,11 @@ export interface JobRow {
   id: string;
   state: string;
   attempts: number;
+  retries: number;
   last_error: string | null;
   rows_done: string;
   segments_done: number;
+  segments_total: number | null;
 }
 
 /** Waits until the job has finished (succeeded or failed) and returns its row. */
