@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { describeError } from "../storage/describe-error.ts";
 import { backoffDelayMs, isPermanentJobError, toError } from "./errors.ts";
 import type { ClaimedJob, JobQueue } from "./job-queue.ts";
 import type { Logger } from "./log.ts";
@@ -111,7 +112,8 @@ export class JobWorker {
   }
 
   private async recordFailure(job: ClaimedJob, error: Error, log: Logger): Promise<void> {
-    const message = error.message;
+    // Never empty: an error without a message still says what it is (name, code, causes).
+    const message = describeError(error);
     if (isPermanentJobError(error) || job.attempts >= this.options.maxAttempts) {
       log.error("job failed", { error, attempt: job.attempts });
       await this.queue.fail(job.id, message);

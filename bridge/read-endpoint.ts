@@ -12,6 +12,7 @@ import { idempotentQuery } from "./db.ts";
 import { readAhead } from "./read-ahead.ts";
 import { carriesSecret } from "./endpoint-access.ts";
 import { listening } from "./http-listen.ts";
+import { describeError } from "../storage/describe-error.ts";
 import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import { columnMapper, type ReadPlan } from "./column-mapper.ts";
@@ -171,7 +172,7 @@ export class ReadEndpoint {
           )
         : toError(thrown);
       this.log.error("segment read failed", { segment, epoch, error });
-      res.end(poisonLine(error.message), () => res.destroy());
+      res.end(poisonLine(describeError(error)), () => res.destroy());
     }
   }
 
@@ -219,10 +220,15 @@ export class ReadEndpoint {
     try {
       return mapColumns(raw);
     } catch (error) {
-      const problem = error instanceof Error ? error.message : String(error);
-      throw new SegmentReadError(problem, table, segment, chunk.object_key ?? undefined, {
-        cause: error,
-      });
+      throw new SegmentReadError(
+        describeError(error),
+        table,
+        segment,
+        chunk.object_key ?? undefined,
+        {
+          cause: error,
+        },
+      );
     }
   }
 

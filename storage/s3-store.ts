@@ -7,6 +7,7 @@ import {
   S3Client,
   type PutObjectCommandOutput,
 } from "@aws-sdk/client-s3";
+import { describeError } from "./describe-error.ts";
 import { isObjectKey, objectKey } from "./object-key.ts";
 import type { ObjectInfo, ObjectKey, ObjectStore, StoreCallOptions } from "./object-store.ts";
 import { StoreError, throwIfCancelled, type StoreErrorKind } from "./store-errors.ts";
@@ -330,6 +331,6 @@ function describeS3Error(error: unknown): string {
   const e = (error ?? {}) as S3ErrorShape;
   const status = e.$metadata?.httpStatusCode;
   const parts = [e.name, status && `HTTP ${status}`, e.code].filter(Boolean);
-  const message = e.message ?? String(error);
+  const message = describeError(error);
   return parts.length > 0 ? `${parts.join(" ")}: ${message}` : message;
 }
