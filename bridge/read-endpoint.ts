@@ -14,6 +14,7 @@ import { carriesSecret } from "./endpoint-access.ts";
 import { listening } from "./http-listen.ts";
 import { describeError } from "../storage/describe-error.ts";
 import { toError } from "./errors.ts";
+import { MORE_FIELDS_THAN_ANY_TABLE } from "./reader-program.ts";
 import { failpoint } from "./failpoints.ts";
 import { columnMapper, type ReadPlan } from "./column-mapper.ts";
 import type { Logger } from "./log.ts";
@@ -326,10 +327,7 @@ class DamagedChunkError extends SegmentReadError {}
 const CHUNK_FETCHES = 3;
 const REFETCH_DELAY_MS = 100;
 
-// 1,600 is PostgreSQL's column limit, so this many tab-separated fields never fit a table.
-const MORE_FIELDS_THAN_ANY_TABLE = "\t".repeat(1600);
-
 export function poisonLine(message: string): string {
   const oneLine = message.replace(/[\t\r\n\\]/g, " ");
-  return `${oneLine}${MORE_FIELDS_THAN_ANY_TABLE}\n`;
+  return `${oneLine}${"\t".repeat(MORE_FIELDS_THAN_ANY_TABLE)}\n`;
 }
