@@ -88,6 +88,8 @@ export class ReadEndpoint {
   private readonly observer?: ScanObserver;
   /** Aborted when the bridge stops and the scans still running have had their time. */
   private readonly stopping = new AbortController();
+  /** The answers being streamed, so that a forced stop can fail each with its message. */
+  private readonly serving = new Set<ServerResponse>();
 
   constructor(
     private readonly db: pg.Pool,
@@ -135,6 +137,19 @@ export class ReadEndpoint {
     clearTimeout(cutOff);
   }
 
+  /**
+   * Fails every scan being served now, each with the message that the bridge stopped, and
+   * resolves once those lines are written (a forced stop: the process exits next). Cut off
+   * without it, a scan's last line arrives half-written and PostgreSQL fails the query with
+   * "missing data for column" instead of saying why.
+   */
+  async failScansNow(): Promise<void> {
+    this.stopping.abort();
+    await Promise.all(
+      [...this.serving].map((res) => (res.closed ? undefined : once(res, "close"))),
+    );
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.secret && !carriesSecret(req.headers.authorization, this.secret)) {
       this.log.warn("read request without the secret refused", {
@@ -152,7 +167,11 @@ export class ReadEndpoint {
     const segment = Number(match[1]);
     const epoch = Number(match[2]);
     const aborted = new AbortController();
-    res.on("close", () => aborted.abort());
+    res.on("close", () => {
+      aborted.abort();
+      this.serving.delete(res);
+    });
+    this.serving.add(res);
     res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
     const started = performance.now();
     const sent = { bytes: 0 };
