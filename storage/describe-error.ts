@@ -16,7 +16,9 @@ const MAX_CAUSES = 5;
 
 function describe(thrown: unknown, seen: Set<unknown>): string {
   if (!(thrown instanceof Error)) return describeValue(thrown);
-  if (typeof thrown.message === "string" && thrown.message.trim() !== "") return thrown.message;
+  if (typeof thrown.message === "string" && thrown.message.trim() !== "") {
+    return thrown.message + context(thrown);
+  }
   seen.add(thrown);
   const stack = (thrown.stack ?? "").split("\n");
   // V8 writes "<name>: <message>" (or "<name>") as the stack's first line when the error is made,
@@ -40,6 +42,16 @@ function describe(thrown: unknown, seen: Set<unknown>): string {
     parts.push(at ? `with no message, thrown ${at}` : "with no message");
   }
   return parts.join(" ");
+}
+
+/**
+ * PostgreSQL's CONTEXT of an error raised in SQL or PL/pgSQL (node-postgres's `where`): it names
+ * the function and line, such as a table owner's trigger that failed under the offload's DELETE.
+ */
+function context(error: Error): string {
+  const where = (error as { where?: unknown }).where;
+  if (typeof where !== "string" || where.trim() === "") return "";
+  return ` (context: ${where.trim().split("\n").join("; ")})`;
 }
 
 /** "TypeError: x" for a cause whose message does not say what kind of error it is. */

@@ -205,4 +205,32 @@ describe("privileges", () => {
     expect(superuser.rows[0].rolsuper).toBe(false);
     expect(await tableDigest(db.pool, table)).toBe(digest);
   });
+
+  // The offload's DELETE runs with search_path pinned to pg_catalog, pg_temp (README, Security):
+  // an ENABLE ALWAYS trigger that names a table without its schema cannot find it. Documented;
+  // the job must fail saying which function and which table, and leave every row hot.
+  it("an ENABLE ALWAYS delete trigger naming a table without its schema fails the job clearly, rows hot", async () => {
+    const table = `${bob}.audited`;
+    await as(
+      bob,
+      `CREATE TABLE ${table} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text);
+       INSERT INTO ${table}
+         SELECT i, now() - (2000 - i) * interval '1 hour' - interval '100 days', md5(i::text)
+           FROM generate_series(1, 2000) i;
+       CREATE FUNCTION ${bob}.on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN INSERT INTO seen_as VALUES (current_user, 'offload delete'); RETURN OLD; END $$;
+       CREATE TRIGGER unqualified BEFORE DELETE ON ${table}
+         FOR EACH ROW EXECUTE FUNCTION ${bob}.on_delete();
+       ALTER TABLE ${table} ENABLE ALWAYS TRIGGER unqualified;
+       SELECT offload.attach_policy('${table}', 'cold_30d');`,
+    );
+    const digest = await tableDigest(db.pool, table);
+    const job = await offloadNow(db.pool, table);
+    expect(job.state).toBe("failed");
+    expect(job.last_error).toMatch(/relation "seen_as" does not exist/);
+    expect(job.last_error).toMatch(/on_delete\(\)/);
+    const hot = await db.pool.query(`SELECT count(*)::int AS n FROM ONLY ${table}`);
+    expect(hot.rows[0].n).toBe(2000);
+    expect(await tableDigest(db.pool, table)).toBe(digest);
+  });
 });

@@ -18,6 +18,17 @@ describe("describeError", () => {
     expect(describeError(new TypeError("x is undefined"))).toBe("x is undefined");
   });
 
+  it("adds PostgreSQL's context, which names the function that failed", () => {
+    const error = Object.assign(new Error('relation "seen_as" does not exist'), {
+      code: "42P01",
+      where: 'PL/pgSQL function bob.on_delete() line 1 at SQL statement\nSQL statement "DELETE"',
+    });
+    expect(describeError(error)).toBe(
+      'relation "seen_as" does not exist (context: PL/pgSQL function bob.on_delete() line 1 at ' +
+        'SQL statement; SQL statement "DELETE")',
+    );
+  });
+
   it("names an error cloned across threads by its stack's headline", () => {
     expect(clonedDataCloneError().message).toBe("");
     expect(describeError(clonedDataCloneError())).toBe(
