@@ -35,6 +35,11 @@ export interface RunningBridge {
   wake(): void;
   /** Safe to call twice. */
   stop(): Promise<void>;
+  /**
+   * For a forced stop (a second signal), before the process exits: fails the scans being served,
+   * each with the message that the bridge stopped. Nothing else is stopped.
+   */
+  failScansNow(): Promise<void>;
 }
 
 /**
@@ -175,6 +180,7 @@ export async function startBridge(
       metricsUrl: metricsAddress,
       wake: () => worker.wake(),
       stop,
+      failScansNow: () => reads.endpoint.failScansNow(),
     };
   } catch (error) {
     await stop().catch(() => {});

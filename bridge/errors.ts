@@ -1,6 +1,8 @@
+import { describeValue } from "../storage/describe-error.ts";
+
 /** Turns whatever was thrown into an Error, so every catch can log and rethrow with context. */
 export function toError(thrown: unknown): Error {
-  return thrown instanceof Error ? thrown : new Error(String(thrown));
+  return thrown instanceof Error ? thrown : new Error(describeValue(thrown));
 }
 
 // SQLSTATEs after which the same work, tried again, can succeed.

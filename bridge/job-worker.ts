@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { describeError } from "../storage/describe-error.ts";
 import { backoffDelayMs, isConflictError, isPermanentJobError, toError } from "./errors.ts";
 import type { ClaimedJob, JobQueue } from "./job-queue.ts";
 import type { Logger } from "./log.ts";
@@ -114,7 +115,8 @@ export class JobWorker {
    * claim-job.sql); past that they count like any other failure, so no job loops forever.
    */
   private async recordFailure(job: ClaimedJob, error: Error, log: Logger): Promise<void> {
-    const message = error.message;
+    // Never empty: an error without a message still says what it is (name, code, causes).
+    const message = describeError(error);
     if (
       !isPermanentJobError(error) &&
       isConflictError(error) &&

@@ -15,6 +15,12 @@
  *
  * When PostgreSQL stops reading early (LIMIT), curl fails with "write error" (exit 23); file_fdw
  * accepts only death by SIGPIPE in that case, so the shell turns exit 23 into SIGPIPE.
+ *
+ * Over TCP a refused secret would otherwise show only as "exit code 22" (curl's --fail, which
+ * must stay: it keeps an HTTP error page from being read as rows). So curl writes the body to the
+ * shell's stdout through fd 3 and the HTTP status to the shell, and on a 401 the shell prints a
+ * line COPY cannot parse (see poisonLine in read-endpoint.ts) that says so: PostgreSQL's error
+ * then names the problem. Plain POSIX sh and any curl (no --fail-with-body, which needs 7.76).
  */
 export function readerProgram(
   targets: readonly ReaderTarget[],
@@ -43,8 +49,23 @@ function fetchCommand(target: ReaderTarget, segment: number, epoch: number): str
   }
   const secret = `{ printf 'Authorization: Bearer '; cat ${shellQuote(target.secretFile)}; }`;
   const url = `http://${hostForUrl(target.host)}:${target.port}${path}`;
-  return `${secret} | ${curl} -H @- ${shellQuote(url)}`;
+  // Ends with curl's exit status, as the unix-socket command does, for the failover chain.
+  const refused =
+    ` [ "$status" = 401 ] && printf '%s' ${shellQuote(SECRET_REFUSED)}` +
+    ` && printf '%${MORE_FIELDS_THAN_ANY_TABLE}s\\n' '' | tr ' ' '\\t';`;
+  return (
+    `{ exec 3>&1; status=$(${secret} | ${curl} -H @- -o /dev/fd/3 -w '%{http_code}' ${shellQuote(url)});` +
+    ` rc=$?; [ $rc -ne 0 ] &&${refused} (exit $rc); }`
+  );
 }
+
+// What PostgreSQL shows when the read endpoint refuses the reader's secret. Object and cause
+// first: PostgreSQL shows only the first 100 bytes of the line.
+export const SECRET_REFUSED =
+  "pg-offload: the read endpoint refused this reader: wrong or missing secret (see the bridge log)";
+
+// PostgreSQL's column limit: a line of more tab-separated fields than this never fits a table.
+export const MORE_FIELDS_THAN_ANY_TABLE = 1600;
 
 /** Where segment readers (curl, on the database server) find the read endpoint. */
 export type ReaderTarget =

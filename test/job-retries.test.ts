@@ -124,6 +124,33 @@ describe.each(["local", "s3"] as const)(
       expect(await segmentTables(db.pool, "events")).toEqual([]);
     });
 
+    it("a job failing with errors that have no message still records what failed", async () => {
+      // As Piscina handed a worker's DataCloneError back on Node 22: an Error with only a stack.
+      const cloned = new Error();
+      cloned.stack = "DataCloneError: Cannot transfer object of unsupported type.\n    at x";
+      store.failNext("put", 1, cloned).failNext("put", 2, () => new Error());
+      const job = await offloadNow(db.pool, "events");
+      expect(job).toMatchObject({ state: "failed", attempts: 3 });
+      expect(job.last_error).toMatch(/^Error with no message, thrown at /);
+      const retried = await db.pool.query(
+        "SELECT count(*)::int AS n FROM offload.segments WHERE state = 'aborted'",
+      );
+      expect(retried.rows[0].n).toBe(3);
+      expect(await segmentTables(db.pool, "events")).toEqual([]);
+    });
+
+    it("a job failing with an error cloned from a thread records the error's stack headline", async () => {
+      const cloned = new Error();
+      cloned.stack = "DataCloneError: Cannot transfer object of unsupported type.\n    at x";
+      store.failKeys(() => true, "put", cloned);
+      const job = await offloadNow(db.pool, "events");
+      expect(job).toMatchObject({
+        state: "failed",
+        attempts: 3,
+        last_error: "DataCloneError: Cannot transfer object of unsupported type.",
+      });
+    });
+
     it("the schedule queues and runs attached tables without offload.run()", async () => {
       await bridge?.stop();
       const config = await testStoreConfig(kind);

@@ -7,6 +7,7 @@ import {
   testStoreConfig,
   waitForJob,
 } from "./support/bridge-harness.ts";
+import { tableDigest } from "./support/digest.ts";
 import { createTestDatabase, serverUrl, type TestDatabase } from "./support/test-database.ts";
 
 // Roles belong to the whole cluster, which other test files share: names of this run's own.
@@ -159,5 +160,32 @@ describe("privileges", () => {
           AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)`,
     );
     expect(rows).toEqual([]);
+  });
+
+  // Moving rows out fires none of the table's triggers, not even those enabled ALWAYS (they used
+  // to, under the bridge's pinned search_path, where this one failed the offload).
+  it("an ENABLE ALWAYS delete trigger, even one naming a table without its schema, does not fire", async () => {
+    const table = `${bob}.audited`;
+    await as(
+      bob,
+      `CREATE TABLE ${table} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text);
+       INSERT INTO ${table}
+         SELECT i, now() - (2000 - i) * interval '1 hour' - interval '100 days', md5(i::text)
+           FROM generate_series(1, 2000) i;
+       CREATE FUNCTION ${bob}.on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN INSERT INTO seen_as VALUES (current_user, 'offload delete'); RETURN OLD; END $$;
+       CREATE TRIGGER unqualified BEFORE DELETE ON ${table}
+         FOR EACH ROW EXECUTE FUNCTION ${bob}.on_delete();
+       ALTER TABLE ${table} ENABLE ALWAYS TRIGGER unqualified;
+       SELECT offload.attach_policy('${table}', 'cold_30d');`,
+    );
+    const digest = await tableDigest(db.pool, table);
+    const job = await offloadNow(db.pool, table);
+    expect(job).toMatchObject({ state: "succeeded", last_error: null });
+    const hot = await db.pool.query(`SELECT count(*)::int AS n FROM ONLY ${table}`);
+    expect(hot.rows[0].n).toBe(0);
+    const seen = await db.pool.query(`SELECT count(*)::int AS n FROM ${bob}.seen_as`);
+    expect(seen.rows[0].n).toBe(0);
+    expect(await tableDigest(db.pool, table)).toBe(digest);
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -492,10 +492,15 @@ describe("pg_dump and pg_restore of a database with offloaded tables", () => {
     await expectSameAsControl(db.pool);
     const before = await resultSet(db.pool, "SELECT * FROM ledger ORDER BY id");
 
-    const dumpFile = join(await mkdtemp(join(tmpdir(), "pg-offload-dump-")), "db.dump");
+    const dumpDir = await mkdtemp(join(tmpdir(), "pg-offload-dump-"));
+    const dumpFile = join(dumpDir, "db.dump");
     const bin = findPostgresBinaries();
-    await run(join(bin, "pg_dump"), ["--format=custom", `--file=${dumpFile}`, db.url]);
-    await run(join(bin, "pg_restore"), ["--exit-on-error", `--dbname=${restored.url}`, dumpFile]);
+    try {
+      await run(join(bin, "pg_dump"), ["--format=custom", `--file=${dumpFile}`, db.url]);
+      await run(join(bin, "pg_restore"), ["--exit-on-error", `--dbname=${restored.url}`, dumpFile]);
+    } finally {
+      await rm(dumpDir, { recursive: true, force: true });
+    }
     const target = await startTestBridge(restored.url, store.config, { overrides });
     bridges.push(target);
     // The dump holds the source's bridge endpoints, and that bridge still runs, serving the
