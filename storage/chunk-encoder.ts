@@ -46,7 +46,9 @@ export function chunkEncoder(threads: number): ChunkEncoder {
   });
   return {
     async encode(raw, options) {
-      const owned = transferable(raw);
+      // Always a copy the worker owns: the caller keeps using `raw` (a whole buffer moved away
+      // would be left detached), and a view must not take its whole ArrayBuffer along.
+      const owned = new Uint8Array(raw);
       const task: EncodeTask = { raw: owned, options };
       const stored: Uint8Array = await pool.run(task, { transferList: [owned.buffer] });
       return Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
