@@ -1,15 +1,9 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so the package needs no build step. Signals are passed on
-// to it, so that `docker stop` (SIGTERM to this process, PID 1 in the container) stops the bridge
-// gracefully.
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
+// Runs the TypeScript CLI with tsx registered as Node's module loader, so the package needs no
+// build step. It runs in this very process rather than in a child: signals (`docker stop`'s
+// SIGTERM to PID 1 in the container) reach the bridge itself, and a SIGKILL of this process
+// cannot leave a bridge running on as an orphan, still serving reads and taking jobs.
+import { register } from "tsx/esm/api";
 
-const cli = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
-const child = spawn(process.execPath, ["--import", "tsx", cli, ...process.argv.slice(2)], {
-  stdio: "inherit",
-});
-for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) {
-  process.on(signal, () => child.kill(signal));
-}
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
+register();
+await import("../cli/main.ts");

@@ -18,7 +18,8 @@ import { JobQueue } from "./job-queue.ts";
 import { JobWorker } from "./job-worker.ts";
 import { createLogger, defaultLogFormat, type Logger } from "./log.ts";
 import { openReadEndpoint } from "./read-endpoint-setup.ts";
-import { describeTarget, readerProgram, type ReaderTarget } from "./reader-program.ts";
+import { ReadEndpointRegistry } from "./read-endpoints.ts";
+import { describeTarget, type ReaderTarget } from "./reader-program.ts";
 import { installSchema } from "./schema-installer.ts";
 import { query } from "./sql-files.ts";
 
@@ -34,6 +35,11 @@ export interface RunningBridge {
   wake(): void;
   /** Safe to call twice. */
   stop(): Promise<void>;
+  /**
+   * For a forced stop (a second signal), before the process exits: fails the scans being served,
+   * each with the message that the bridge stopped. Nothing else is stopped.
+   */
+  failScansNow(): Promise<void>;
 }
 
 /**
@@ -87,18 +93,31 @@ export async function startBridge(
     const reads = await openReadEndpoint(config, db, store, keys, cache, log, metrics.scans);
     cleanups.push(() => reads.endpoint.close(config.shutdownGraceMs));
     const endpoint = reads.target;
-    await pointSegmentTablesAt(db, endpoint, log);
+    const readers = new ReadEndpointRegistry(db, endpoint, config.workerId, config.jobLeaseMs, log);
+    await readers.join();
+    // Renewed as often as a job's heartbeat; a row older than a lease marks a bridge that died.
+    const renewal = setInterval(
+      () =>
+        readers.renew().catch((error) => {
+          log.warn("could not renew the read endpoint's record", { error: toError(error) });
+        }),
+      Math.max(1, Math.floor(config.jobLeaseMs / 3)),
+    );
+    cleanups.push(async () => {
+      clearInterval(renewal);
+      await readers.leave();
+    });
     await adoptSegmentTables(db, log);
 
     const encoder = chunkEncoder(config.encoderThreads);
     cleanups.push(() => encoder.close());
-    const queue = new JobQueue(db, config.workerId, config.jobLeaseMs);
+    const queue = new JobQueue(db, config.workerId, config.jobLeaseMs, config);
     const worker = new JobWorker(
       {
         db,
         store: backgroundStore,
         installationId,
-        endpoint,
+        readers,
         log,
         queue,
         chunkBytes: config.chunkBytes,
@@ -161,6 +180,7 @@ export async function startBridge(
       metricsUrl: metricsAddress,
       wake: () => worker.wake(),
       stop,
+      failScansNow: () => reads.endpoint.failScansNow(),
     };
   } catch (error) {
     await stop().catch(() => {});
@@ -190,23 +210,4 @@ async function adoptSegmentTables(db: pg.Pool, log: Logger): Promise<void> {
       estimated: Number(estimated),
     });
   }
-}
-
-/** A bridge that moved (another port, another host) repoints every segment table's reader. */
-async function pointSegmentTablesAt(
-  db: pg.Pool,
-  endpoint: ReaderTarget,
-  log: Logger,
-): Promise<void> {
-  const { rows } = await db.query(query("committed-segment-tables"));
-  let moved = 0;
-  for (const row of rows) {
-    const program = readerProgram(endpoint, Number(row.id), row.epoch);
-    const { rows: changed } = await db.query(query("set-reader-program"), [
-      row.segment_table,
-      program,
-    ]);
-    if (changed[0].changed) moved++;
-  }
-  if (moved) log.info("segment tables repointed at this read endpoint", { segments: moved });
 }

@@ -50,6 +50,8 @@ export interface BridgeConfig {
   /** A running job whose heartbeat is older than this is taken over by another bridge. */
   jobLeaseMs: number;
   maxAttempts: number;
+  /** Retries of a job, beyond its attempts, after conflicts with other sessions or a lost bridge. */
+  maxConflictRetries: number;
   retryBaseDelayMs: number;
   /** Objects of retired segments and replaced epochs are kept this long before removal. */
   gcGraceMs: number;
@@ -89,6 +91,7 @@ const DEFAULTS = {
   scheduleIntervalMs: 3_600_000,
   jobLeaseMs: 60_000,
   maxAttempts: 5,
+  maxConflictRetries: 20,
   retryBaseDelayMs: 5_000,
   gcGraceMs: 86_400_000,
   encryptionKeys: { previousFiles: [] } as KeySources,
@@ -156,6 +159,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     scheduleIntervalMs: int("PGOFFLOAD_SCHEDULE_MS", DEFAULTS.scheduleIntervalMs, 0),
     jobLeaseMs: int("PGOFFLOAD_JOB_LEASE_MS", DEFAULTS.jobLeaseMs),
     maxAttempts: int("PGOFFLOAD_MAX_ATTEMPTS", DEFAULTS.maxAttempts),
+    maxConflictRetries: int("PGOFFLOAD_MAX_CONFLICT_RETRIES", DEFAULTS.maxConflictRetries, 0),
     retryBaseDelayMs: int("PGOFFLOAD_RETRY_BASE_MS", DEFAULTS.retryBaseDelayMs, 0),
     gcGraceMs: int("PGOFFLOAD_GC_GRACE_MS", DEFAULTS.gcGraceMs, 0),
     workerId: env.PGOFFLOAD_WORKER_ID || defaultWorkerId(),

@@ -8,7 +8,6 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createConnection } from "node:net";
-import { once } from "node:events";
 import { chmod, chown, lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type pg from "pg";
@@ -75,16 +74,38 @@ export async function clearStaleSocket(path: string): Promise<void> {
   if (!info.isSocket()) {
     throw new EndpointAccessError(`${path} exists and is not a socket`);
   }
-  const probe = createConnection(path);
-  const outcome = await Promise.race([
-    once(probe, "connect").then(() => "live"),
-    once(probe, "error").then(() => "stale"),
-  ]);
-  probe.destroy();
-  if (outcome === "live") {
+  if (await socketIsLive(path)) {
     throw new EndpointAccessError(`another bridge already listens on ${path}`);
   }
-  await unlink(path);
+  await unlink(path).catch((error: unknown) => {
+    // Another bridge starting at the same moment removed it first: just as good.
+    if ((error as { code?: string }).code !== "ENOENT") throw error;
+  });
+}
+
+/**
+ * Whether a process accepts connections on the socket at `path`. Refused (nobody listens: the
+ * bridge that made it died) and gone are answers; any other failure (no permission, say) is not,
+ * and is thrown rather than taken for "stale".
+ */
+export function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = createConnection(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      probe.destroy();
+      if (error.code === "ECONNREFUSED" || error.code === "ENOENT") resolve(false);
+      else
+        reject(
+          new EndpointAccessError(`cannot tell whether a bridge listens on ${path}`, {
+            cause: error,
+          }),
+        );
+    });
+  });
 }
 
 /** The socket itself: connecting needs write permission on it, for the database's user only. */

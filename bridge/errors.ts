@@ -1,6 +1,8 @@
+import { describeValue } from "../storage/describe-error.ts";
+
 /** Turns whatever was thrown into an Error, so every catch can log and rethrow with context. */
 export function toError(thrown: unknown): Error {
-  return thrown instanceof Error ? thrown : new Error(String(thrown));
+  return thrown instanceof Error ? thrown : new Error(describeValue(thrown));
 }
 
 // SQLSTATEs after which the same work, tried again, can succeed.
@@ -48,6 +50,20 @@ export function isConnectionLoss(error: unknown): boolean {
     errno === "ECONNREFUSED" ||
     errno === "EPIPE"
   );
+}
+
+// Conflicts with other sessions: the job did nothing wrong and the same work, run again, succeeds
+// once the other sessions are done. A job retries these without using an attempt (job-worker.ts).
+const CONFLICT_SQLSTATES = new Set([
+  "40001", // serialization_failure: a copied row changed before the commit
+  "40P01", // deadlock_detected
+  "55P03", // lock_not_available: the commit's lock_timeout (queries on the table ran long)
+]);
+
+/** Did the job fail only because other sessions were in its way (its error, or what caused it)? */
+export function isConflictError(error: unknown): boolean {
+  const code = sqlState(error) ?? sqlState((error as { cause?: unknown } | null)?.cause);
+  return code !== undefined && CONFLICT_SQLSTATES.has(code);
 }
 
 /** Should a failed job be tried again later (within its attempt limit)? */

@@ -6,7 +6,10 @@ export interface ClaimedJob {
   tableName: string;
   tableOid: number;
   kind: "offload" | "rewrite";
+  /** Attempts used of the limit, this one included (offload.jobs.attempts). */
   attempts: number;
+  /** Runs retried without using an attempt so far (offload.jobs.retries). */
+  retries: number;
   params: RewriteParams | Record<string, never>;
   /** The role that asked for the job: user-supplied SQL in it runs with this role's rights. */
   requestedBy: string;
@@ -19,11 +22,26 @@ export interface RewriteParams {
   assignments?: Record<string, string>;
 }
 
+/**
+ * An attempt's own progress: the work of earlier attempts is not in it (the queue adds what they
+ * kept). segmentsTotal counts only what this attempt has to do.
+ */
 export interface JobProgress {
   segmentsTotal: number;
   segmentsDone: number;
   rowsDone: number;
   bytesDone: number;
+  /**
+   * The part of this attempt's work that a retry would not do again (segments committed, with
+   * their rows and bytes): a later attempt starts counting from it.
+   */
+  kept: { segments: number; rows: number; bytes: number };
+}
+
+/** The bounds of offload.jobs.attempts and offload.jobs.retries (see sql/013_job_attempts.sql). */
+export interface JobLimits {
+  maxAttempts: number;
+  maxConflictRetries: number;
 }
 
 /** One worker's view of the offload.jobs queue (graphile-worker's shape: claim, heartbeat, finish). */
@@ -35,21 +53,37 @@ export class JobQueue {
     private readonly db: pg.Pool,
     private readonly workerId: string,
     private readonly leaseMs: number,
+    private readonly limits: JobLimits,
   ) {}
 
+  /**
+   * The next due job, claimed; undefined when none is due. A job that would need an attempt
+   * beyond the limit is failed by the claim itself (its last_error says so), and the next one
+   * is tried.
+   */
   async claim(): Promise<ClaimedJob | undefined> {
-    const { rows } = await this.db.query(query("claim-job"), [this.workerId, this.leaseMs]);
-    const row = rows[0];
-    if (!row) return undefined;
-    return {
-      id: Number(row.id),
-      tableName: row.table_name,
-      tableOid: Number(row.table_oid),
-      kind: row.kind,
-      attempts: row.attempts,
-      params: row.params,
-      requestedBy: row.requested_by,
-    };
+    const { maxAttempts, maxConflictRetries } = this.limits;
+    for (;;) {
+      const { rows } = await this.db.query(query("claim-job"), [
+        this.workerId,
+        this.leaseMs,
+        maxAttempts,
+        maxConflictRetries,
+      ]);
+      const row = rows[0];
+      if (!row) return undefined;
+      if (row.state !== "running") continue;
+      return {
+        id: Number(row.id),
+        tableName: row.table_name,
+        tableOid: Number(row.table_oid),
+        kind: row.kind,
+        attempts: row.attempts,
+        retries: row.retries,
+        params: row.params,
+        requestedBy: row.requested_by,
+      };
+    }
   }
 
   /** False when the job is no longer this worker's (another took it over). */
@@ -64,7 +98,17 @@ export class JobQueue {
    * chunk upload sent without waiting) must never overwrite a newer one.
    */
   progress(jobId: number, p: JobProgress): Promise<void> {
-    const values = [jobId, this.workerId, p.segmentsTotal, p.segmentsDone, p.rowsDone, p.bytesDone];
+    const values = [
+      jobId,
+      this.workerId,
+      p.segmentsTotal,
+      p.segmentsDone,
+      p.rowsDone,
+      p.bytesDone,
+      p.kept.segments,
+      p.kept.rows,
+      p.kept.bytes,
+    ];
     const write = this.progressWrites.then(() => this.db.query(query("job-progress"), values));
     this.progressWrites = write.then(
       () => {},
@@ -77,8 +121,14 @@ export class JobQueue {
     await this.db.query(query("complete-job"), [jobId, this.workerId]);
   }
 
+  /** Back to the queue after a failure that used up the attempt. */
   async retryLater(jobId: number, error: string, delayMs: number): Promise<void> {
     await this.db.query(query("retry-job"), [jobId, this.workerId, error, delayMs]);
+  }
+
+  /** Back to the queue after a conflict with other sessions: a retry, the attempt not used up. */
+  async retryFree(jobId: number, error: string, delayMs: number): Promise<void> {
+    await this.db.query(query("retry-job-free"), [jobId, this.workerId, error, delayMs]);
   }
 
   /** Back to the queue, attempt not counted: the bridge is stopping, nothing failed. */

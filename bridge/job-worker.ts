@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelayMs, isPermanentJobError, toError } from "./errors.ts";
+import { describeError } from "../storage/describe-error.ts";
+import { backoffDelayMs, isConflictError, isPermanentJobError, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { ClaimedJob, JobQueue } from "./job-queue.ts";
 import type { Logger } from "./log.ts";
@@ -11,6 +12,7 @@ export interface JobWorkerOptions {
   jobLeaseMs: number;
   retryBaseDelayMs: number;
   maxAttempts: number;
+  maxConflictRetries: number;
 }
 
 /**
@@ -80,10 +82,6 @@ export class JobWorker {
 
   private async runJob(job: ClaimedJob): Promise<void> {
     const log = this.log.child({ job: job.id, table: job.tableName });
-    if (job.attempts > this.options.maxAttempts) {
-      await this.queue.fail(job.id, `gave up after ${this.options.maxAttempts} attempts`);
-      return;
-    }
     const lost = new AbortController();
     const heartbeat = setInterval(() => {
       this.queue.heartbeat(job.id).then(
@@ -92,7 +90,7 @@ export class JobWorker {
       );
     }, this.options.jobLeaseMs / 4);
     try {
-      log.info("job started", { attempt: job.attempts });
+      log.info("job started", { attempt: job.attempts, retries: job.retries });
       failpoint("after-claim");
       const signal = AbortSignal.any([this.stopping.signal, lost.signal]);
       const run = job.kind === "rewrite" ? runRewriteJob : runOffloadJob;
@@ -113,8 +111,30 @@ export class JobWorker {
     }
   }
 
+  /**
+   * Which failures use up an attempt: all but conflicts with other sessions (serialization
+   * failure, deadlock, lock timeout), which are retried without one, as many as
+   * maxConflictRetries times (a takeover of a lost bridge's job counts there too, see
+   * claim-job.sql); past that they count like any other failure, so no job loops forever.
+   */
   private async recordFailure(job: ClaimedJob, error: Error, log: Logger): Promise<void> {
-    const message = error.message;
+    // Never empty: an error without a message still says what it is (name, code, causes).
+    const message = describeError(error);
+    if (
+      !isPermanentJobError(error) &&
+      isConflictError(error) &&
+      job.retries < this.options.maxConflictRetries
+    ) {
+      const retry = job.retries + 1;
+      const delay = backoffDelayMs(retry, this.options.retryBaseDelayMs, CONFLICT_BACKOFF_CAP_MS);
+      log.warn("job ran into other sessions; will retry, attempt not counted", {
+        error,
+        retry,
+        delayMs: delay,
+      });
+      await this.queue.retryFree(job.id, message, delay);
+      return;
+    }
     if (isPermanentJobError(error) || job.attempts >= this.options.maxAttempts) {
       log.error("job failed", { error, attempt: job.attempts });
       await this.queue.fail(job.id, message);
@@ -127,3 +147,5 @@ export class JobWorker {
 }
 
 const LOOP_BACKOFF_CAP_MS = 30_000;
+// A busy table's conflicts pass in seconds, not hours: the retries of a conflict wait at most this.
+const CONFLICT_BACKOFF_CAP_MS = 60_000;

@@ -3,6 +3,8 @@
  * log collectors; or plain text for a person at a terminal. PGOFFLOAD_LOG_FORMAT chooses; by
  * default text when stderr is a terminal, JSON otherwise.
  */
+import { describeError } from "../storage/describe-error.ts";
+
 export type LogFields = Record<string, unknown>;
 export type LogFormat = "json" | "text";
 
@@ -41,7 +43,7 @@ export function createLogger(
 
 function errorsAsFields(_key: string, value: unknown): unknown {
   return value instanceof Error
-    ? { name: value.name, message: value.message, code: (value as { code?: string }).code }
+    ? { name: value.name, message: describeError(value), code: (value as { code?: string }).code }
     : value;
 }
 
@@ -54,7 +56,7 @@ function textLine(time: string, level: string, message: string, fields: LogField
 }
 
 function textValue(value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(value.message);
+  if (value instanceof Error) return JSON.stringify(describeError(value));
   if (typeof value === "string") return /[\s"=]/.test(value) ? JSON.stringify(value) : value;
   return JSON.stringify(value, errorsAsFields);
 }

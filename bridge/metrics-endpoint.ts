@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
+import { describeError } from "../storage/describe-error.ts";
 import { listening } from "./http-listen.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 import type { Logger } from "./log.ts";
@@ -62,7 +63,7 @@ export class MetricsEndpoint {
       await Promise.race([this.db.query("SELECT 1"), timeout]);
       return { status: 200, type, body: JSON.stringify({ status: "ok" }) + "\n" };
     } catch (error) {
-      const problem = error instanceof Error ? error.message : String(error);
+      const problem = describeError(error);
       return { status: 503, type, body: JSON.stringify({ status: "unhealthy", problem }) + "\n" };
     }
   }

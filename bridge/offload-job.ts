@@ -14,7 +14,8 @@ export interface OffloadJobContext extends SegmentWriterContext {
 /**
  * Offloads what is due on one table: plans the key ranges, then writes them one segment at a
  * time, each committed on its own, so a failure part-way keeps what was already done and the
- * retry finds only the rest due.
+ * retry finds only the rest due. Progress is this attempt's: the queue adds what earlier ones
+ * committed.
  */
 export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Promise<JobProgress> {
   await ctx.db.query(query("check-table"), [job.tableOid]);
@@ -27,6 +28,7 @@ export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
     segmentsDone: 0,
     rowsDone: 0,
     bytesDone: 0,
+    kept: { segments: 0, rows: 0, bytes: 0 },
   };
   await ctx.queue.progress(job.id, progress);
   for (const range of ranges) {
@@ -45,6 +47,14 @@ export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
     });
     ctx.offloads?.segmentCommitted(outcome.rows, outcome.rawBytes, outcome.storedBytes);
     progress.segmentsDone++;
+    // A committed segment is no longer due: a retry neither plans nor counts it again.
+    if (outcome.segmentTable) {
+      progress.kept = {
+        segments: progress.kept.segments + 1,
+        rows: progress.kept.rows + outcome.rows,
+        bytes: progress.kept.bytes + outcome.rawBytes,
+      };
+    }
     await ctx.queue.progress(job.id, progress);
   }
   return progress;

@@ -12,7 +12,9 @@ import { idempotentQuery } from "./db.ts";
 import { readAhead } from "./read-ahead.ts";
 import { carriesSecret } from "./endpoint-access.ts";
 import { listening } from "./http-listen.ts";
+import { describeError } from "../storage/describe-error.ts";
 import { toError } from "./errors.ts";
+import { MORE_FIELDS_THAN_ANY_TABLE } from "./reader-program.ts";
 import { failpoint } from "./failpoints.ts";
 import { columnMapper, type ReadPlan } from "./column-mapper.ts";
 import type { Logger } from "./log.ts";
@@ -86,6 +88,8 @@ export class ReadEndpoint {
   private readonly observer?: ScanObserver;
   /** Aborted when the bridge stops and the scans still running have had their time. */
   private readonly stopping = new AbortController();
+  /** The answers being streamed, so that a forced stop can fail each with its message. */
+  private readonly serving = new Set<ServerResponse>();
 
   constructor(
     private readonly db: pg.Pool,
@@ -133,6 +137,19 @@ export class ReadEndpoint {
     clearTimeout(cutOff);
   }
 
+  /**
+   * Fails every scan being served now, each with the message that the bridge stopped, and
+   * resolves once those lines are written (a forced stop: the process exits next). Cut off
+   * without it, a scan's last line arrives half-written and PostgreSQL fails the query with
+   * "missing data for column" instead of saying why.
+   */
+  async failScansNow(): Promise<void> {
+    this.stopping.abort();
+    await Promise.all(
+      [...this.serving].map((res) => (res.closed ? undefined : once(res, "close"))),
+    );
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.secret && !carriesSecret(req.headers.authorization, this.secret)) {
       this.log.warn("read request without the secret refused", {
@@ -150,7 +167,11 @@ export class ReadEndpoint {
     const segment = Number(match[1]);
     const epoch = Number(match[2]);
     const aborted = new AbortController();
-    res.on("close", () => aborted.abort());
+    res.on("close", () => {
+      aborted.abort();
+      this.serving.delete(res);
+    });
+    this.serving.add(res);
     res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
     const started = performance.now();
     const sent = { bytes: 0 };
@@ -171,7 +192,7 @@ export class ReadEndpoint {
           )
         : toError(thrown);
       this.log.error("segment read failed", { segment, epoch, error });
-      res.end(poisonLine(error.message), () => res.destroy());
+      res.end(poisonLine(describeError(error)), () => res.destroy());
     }
   }
 
@@ -219,10 +240,15 @@ export class ReadEndpoint {
     try {
       return mapColumns(raw);
     } catch (error) {
-      const problem = error instanceof Error ? error.message : String(error);
-      throw new SegmentReadError(problem, table, segment, chunk.object_key ?? undefined, {
-        cause: error,
-      });
+      throw new SegmentReadError(
+        describeError(error),
+        table,
+        segment,
+        chunk.object_key ?? undefined,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
@@ -320,10 +346,7 @@ class DamagedChunkError extends SegmentReadError {}
 const CHUNK_FETCHES = 3;
 const REFETCH_DELAY_MS = 100;
 
-// 1,600 is PostgreSQL's column limit, so this many tab-separated fields never fit a table.
-const MORE_FIELDS_THAN_ANY_TABLE = "\t".repeat(1600);
-
 export function poisonLine(message: string): string {
   const oneLine = message.replace(/[\t\r\n\\]/g, " ");
-  return `${oneLine}${MORE_FIELDS_THAN_ANY_TABLE}\n`;
+  return `${oneLine}${"\t".repeat(MORE_FIELDS_THAN_ANY_TABLE)}\n`;
 }

@@ -1,9 +1,9 @@
-import { copyToStore, segmentKeyBase, totals } from "./copy-to-store.ts";
+import type pg from "pg";
+import { copyToStore, segmentKeyBase, totals, type WrittenChunk } from "./copy-to-store.ts";
 import { OffloadError, sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { ClaimedJob, JobProgress, RewriteParams } from "./job-queue.ts";
 import type { OffloadJobContext } from "./offload-job.ts";
-import { readerProgram } from "./reader-program.ts";
 import { query } from "./sql-files.ts";
 
 interface Candidate {
@@ -13,28 +13,50 @@ interface Candidate {
   segment_table: string;
 }
 
+/** What the first transaction of a segment's rewrite produced, for the swap. */
+interface RewrittenSegment {
+  matched: number;
+  newEpoch: number;
+  chunks: WrittenChunk[];
+  rows: number;
+  fingerprint: string;
+}
+
 /**
  * Deletes or updates cold rows: each segment holding matching rows is read through its reader,
  * changed inside PostgreSQL (so the condition has PostgreSQL's exact semantics), written as a
- * new epoch and swapped in atomically. Segments without matching rows are not touched.
+ * new epoch and swapped in atomically. Segments without matching rows are not touched, and
+ * segments this job already swapped (in an earlier attempt, or on another bridge) are skipped:
+ * each change is applied exactly once.
  */
 export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Promise<JobProgress> {
   const params = job.params as RewriteParams;
   const { rows: segments } = await ctx.db.query<Candidate>(query("rewrite-candidates"), [
     job.tableOid,
+    job.id,
   ]);
   const progress: JobProgress = {
     segmentsTotal: segments.length,
     segmentsDone: 0,
     rowsDone: 0,
     bytesDone: 0,
+    kept: { segments: 0, rows: 0, bytes: 0 },
   };
   for (const segment of segments) {
     ctx.signal.throwIfAborted();
     failpoint("before-rewrite-segment");
-    const changed = await rewriteSegment(ctx, segment, params, job.requestedBy);
+    const changed = await rewriteSegment(ctx, job, segment, params);
     progress.segmentsDone++;
     progress.rowsDone += changed;
+    // A swapped segment is done for good (a retry of this job skips it); one without matching
+    // rows is examined again by a retry, so it is not kept.
+    if (changed > 0) {
+      progress.kept = {
+        ...progress.kept,
+        segments: progress.kept.segments + 1,
+        rows: progress.kept.rows + changed,
+      };
+    }
     await ctx.queue.progress(job.id, progress);
   }
   return progress;
@@ -43,54 +65,98 @@ export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
 /** Rewrites one segment if it holds matching rows; returns how many rows matched. */
 async function rewriteSegment(
   ctx: OffloadJobContext,
+  job: ClaimedJob,
   segment: Candidate,
   params: RewriteParams,
-  requestedBy: string,
 ): Promise<number> {
   const id = Number(segment.id);
-  const log = ctx.log.child({ segment: id });
+  const rewritten = await writeNewEpoch(ctx, job, segment, params);
+  if (!rewritten) return 0;
+  failpoint("before-swap");
+  await swapIn(ctx, job, id, rewritten);
+  failpoint("after-swap");
+  ctx.log
+    .child({ segment: id })
+    .info("segment rewritten", { epoch: rewritten.newEpoch, matching: rewritten.matched });
+  return rewritten.matched;
+}
+
+/**
+ * The first transaction: counts the matching rows and writes the segment's new rows to the store.
+ * The user's SQL runs in it (inside functions owned by the role that asked, see
+ * sql/011_user_sql_boundary.sql), so it is always rolled back, whatever that SQL did, and its
+ * connection is closed rather than returned to the pool.
+ */
+async function writeNewEpoch(
+  ctx: OffloadJobContext,
+  job: ClaimedJob,
+  segment: Candidate,
+  params: RewriteParams,
+): Promise<RewrittenSegment | undefined> {
+  const id = Number(segment.id);
+  const client = await ctx.db.connect();
+  try {
+    await client.query("BEGIN");
+    const begin = await client.query(query("rewrite-begin"), [id]);
+    const { lock_sql: lockSql, fingerprint } = begin.rows[0];
+    await client.query(lockSql);
+    const countSql = await rewriteStep(client, id, params, job.requestedBy, "count");
+    const matched = Number((await client.query(countSql)).rows[0].count);
+    if (matched === 0) return undefined;
+    const copySql = await rewriteStep(client, id, params, job.requestedBy, "rows");
+    const newEpoch = segment.epoch + 1;
+    const keyBase = segmentKeyBase(ctx.installationId, id, newEpoch);
+    const chunks = await copyToStore(ctx, client, copySql, keyBase);
+    const rows = totals(chunks).rows;
+    const expected = params.delete ? Number(segment.rows) - matched : Number(segment.rows);
+    if (rows !== expected) {
+      throw new OffloadError(
+        `pg-offload: rewrite of segment ${id} wrote ${rows} rows, expected ${expected}`,
+        { segment: id },
+      );
+    }
+    return { matched, newEpoch, chunks, rows, fingerprint };
+  } finally {
+    await client.query("ROLLBACK").catch(() => undefined);
+    client.release(true);
+  }
+}
+
+async function rewriteStep(
+  client: pg.PoolClient,
+  segment: number,
+  params: RewriteParams,
+  requestedBy: string,
+  step: "count" | "rows",
+): Promise<string> {
+  const { rows } = await client.query(query("rewrite-step"), [segment, params, requestedBy, step]);
+  return rows[0].statement;
+}
+
+/** The second transaction, with no user code in it: records the new epoch, once per job. */
+async function swapIn(
+  ctx: OffloadJobContext,
+  job: ClaimedJob,
+  id: number,
+  rewritten: RewrittenSegment,
+): Promise<void> {
   const client = await ctx.db.connect();
   let broken: Error | undefined;
   try {
     await client.query("BEGIN");
-    // Held to the swap: no ALTER TABLE between the copy and the layout the swap records. The
-    // statements name the columns, so they are built again once the lock is held.
-    const statements = () => client.query(query("rewrite-statements"), [id, params]);
-    await client.query((await statements()).rows[0].lock_sql);
-    const { count_sql: countSql, copy_sql: copySql } = (await statements()).rows[0];
-    // The condition and assignments are the user's SQL: they run with the asking role's rights,
-    // never the bridge's (a function in them could otherwise act as a superuser).
-    await client.query(query("set-local-role"), [requestedBy]);
-    const matching = Number((await client.query(countSql)).rows[0].count);
-    if (matching === 0) {
-      await client.query("ROLLBACK");
-      return 0;
-    }
-    const newEpoch = segment.epoch + 1;
-    const expectedRows = params.delete ? Number(segment.rows) - matching : Number(segment.rows);
-    const keyBase = segmentKeyBase(ctx.installationId, id, newEpoch);
-    const chunks = await copyToStore(ctx, client, copySql, keyBase);
-    const written = totals(chunks).rows;
-    if (written !== expectedRows) {
-      throw new OffloadError(
-        `pg-offload: rewrite of segment ${id} wrote ${written} rows, expected ${expectedRows}`,
-        { segment: id },
-      );
-    }
-    await client.query("RESET ROLE");
-    failpoint("before-swap");
     await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
-    await client.query(query("swap-segment-epoch"), [
+    const program = await ctx.readers.forCommit(client, id, rewritten.newEpoch);
+    await client.query(query("swap-rewritten-segment"), [
+      job.id,
       id,
-      newEpoch,
-      JSON.stringify(chunks),
-      readerProgram(ctx.endpoint, id, newEpoch),
-      written,
+      rewritten.newEpoch,
+      JSON.stringify(rewritten.chunks),
+      program,
+      rewritten.rows,
+      rewritten.matched,
+      rewritten.fingerprint,
     ]);
     await client.query("COMMIT");
-    failpoint("after-swap");
-    log.info("segment rewritten", { epoch: newEpoch, matching, rows: written });
-    return matching;
   } catch (thrown) {
     const error = toError(thrown);
     if (sqlState(error)) await client.query("ROLLBACK").catch((e) => (broken = toError(e)));

@@ -11,12 +11,13 @@ import { idempotentQuery } from "./db.ts";
 import { sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
-import { readerProgram, type ReaderTarget } from "./reader-program.ts";
+import type { ReaderPrograms } from "./read-endpoints.ts";
 import { query } from "./sql-files.ts";
 
 export interface SegmentWriterContext extends ChunkWriterContext {
   db: pg.Pool;
-  endpoint: ReaderTarget;
+  /** The reader programs of the segment tables it commits: naming every bridge's endpoint. */
+  readers: ReaderPrograms;
   /** How long the commit may wait for queries on the table to finish before the job retries. */
   commitLockTimeoutMs: number;
   log: Logger;
@@ -112,10 +113,11 @@ async function copyUploadCommit(
   }
   failpoint("before-commit");
   await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
+  const program = await ctx.readers.forCommit(client, segmentId, 1);
   const committed = await client.query(query("commit-segment"), [
     segmentId,
     JSON.stringify(chunks),
-    readerProgram(ctx.endpoint, segmentId, 1),
+    program,
     outcome.rows,
   ]);
   await client.query("COMMIT");

@@ -52,6 +52,7 @@ export const SETTINGS: ReadonlyMap<string, { secret?: boolean }> = new Map([
   ["PGOFFLOAD_SCHEDULE_MS", {}],
   ["PGOFFLOAD_JOB_LEASE_MS", {}],
   ["PGOFFLOAD_MAX_ATTEMPTS", {}],
+  ["PGOFFLOAD_MAX_CONFLICT_RETRIES", {}],
   ["PGOFFLOAD_RETRY_BASE_MS", {}],
   ["PGOFFLOAD_GC_GRACE_MS", {}],
   ["PGOFFLOAD_WORKER_ID", {}],

@@ -3,10 +3,12 @@
  * has its own --help.
  */
 import { ConfigError } from "../bridge/config.ts";
+import { describeError } from "../storage/describe-error.ts";
 import { loadConfig, type LoadedConfig } from "../bridge/config-loader.ts";
 import { benchCommand } from "./bench-command.ts";
 import { bridgeCommand } from "./bridge-command.ts";
 import { UsageError, type Command } from "./command.ts";
+import { exitWhenWritten } from "./exit.ts";
 import { configCommand } from "./config-command.ts";
 import { gcCommand } from "./gc-command.ts";
 import { installCommand } from "./install-command.ts";
@@ -83,21 +85,12 @@ function usage(problem: string): number {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => exitAfterOutput(code),
-  (error) => {
+  (code) => exitWhenWritten(code),
+  (error: unknown) => {
+    // Never a bare exit code: an error without a message is still named (describeError).
     console.error(
-      error instanceof ConfigError ? error.message : `pg-offload: ${error?.message ?? error}`,
+      error instanceof ConfigError ? error.message : `pg-offload: ${describeError(error)}`,
     );
-    exitAfterOutput(1);
+    return exitWhenWritten(1);
   },
 );
-
-// Output to a pipe is written asynchronously: process.exit() at once would drop what the pipe has
-// not taken yet (the end of a long `gc --dry-run | less`, its summary line included). A write's
-// callback runs once everything written before it has been handed over.
-function exitAfterOutput(code: number): void {
-  let open = 2;
-  const flushed = () => --open === 0 && process.exit(code);
-  process.stdout.write("", flushed);
-  process.stderr.write("", flushed);
-}

@@ -9,6 +9,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { crc32 } from "@node-rs/crc32";
 
 /**
  * What the proxy does to a request instead of (or on top of) forwarding it:
@@ -21,10 +22,20 @@ import type { AddressInfo, Socket } from "node:net";
  *   are then dropped; otherwise the answer's headers go out with the full Content-Length, then
  *   half the body, then the connection is closed;
  * - `corrupt`: one byte in the middle of the body is flipped, request body if there is one (the
- *   server's Content-MD5 check sees it), else the answer's (the chunk CRC sees it).
+ *   server's Content-MD5 check sees it), else the answer's (the chunk CRC sees it);
+ * - `corruptChecksummed`: as `corrupt`, but an answer also carries the x-amz-checksum-crc32 of its
+ *   undamaged body, as AWS S3 in checksum mode and moto's server send: the SDK sees the damage
+ *   before the chunk CRC does ("Checksum mismatch").
  */
 export type FaultKind =
-  "http500" | "http503" | "slowDown" | "hang" | "reset" | "truncate" | "corrupt";
+  | "http500"
+  | "http503"
+  | "slowDown"
+  | "hang"
+  | "reset"
+  | "truncate"
+  | "corrupt"
+  | "corruptChecksummed";
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   "http500",
@@ -34,6 +45,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "reset",
   "truncate",
   "corrupt",
+  "corruptChecksummed",
 ];
 
 /**
@@ -174,6 +186,9 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
       case "corrupt":
         if (body.length > 0) return relay(res, await forward(req, flipMiddleByte(body)));
         return relay(res, await forward(req, body), flipMiddleByte);
+      case "corruptChecksummed":
+        if (body.length > 0) return relay(res, await forward(req, flipMiddleByte(body)));
+        return relay(res, withChecksum(await forward(req, body)), flipMiddleByte);
       default:
         if (rule.afterUpstream) await forward(req, body);
         return answerWith(rule.fault, req, res);
@@ -306,6 +321,16 @@ function xmlError(res: ServerResponse, status: number, code: string, message: st
     "content-length": Buffer.byteLength(body),
   });
   res.end(body);
+}
+
+/** The answer with the x-amz-checksum-crc32 header S3 sends for its body when asked to. */
+function withChecksum(answer: Answer): Answer {
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(answer.body));
+  return {
+    ...answer,
+    headers: { ...answer.headers, "x-amz-checksum-crc32": crc.toString("base64") },
+  };
 }
 
 function flipMiddleByte(body: Buffer): Buffer {

@@ -4,10 +4,12 @@
  */
 import { Piscina } from "piscina";
 import { encodeChunk } from "./chunk-format.ts";
-import type { EncodeTask } from "./chunk-encoder.ts";
+import { transferable, type EncodeTask } from "./chunk-encoder.ts";
 
 export default function encode(task: EncodeTask): unknown {
   const raw = Buffer.from(task.raw.buffer, task.raw.byteOffset, task.raw.byteLength);
   const stored = encodeChunk(raw, task.options);
-  return Piscina.move(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength));
+  // A small chunk (most compress to well under 4 KiB) is a slice of Node's shared Buffer pool:
+  // moved as it is, Node 22+ failed every such offload with DataCloneError.
+  return Piscina.move(transferable(stored));
 }

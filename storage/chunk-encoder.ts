@@ -46,8 +46,8 @@ export function chunkEncoder(threads: number): ChunkEncoder {
   });
   return {
     async encode(raw, options) {
-      // A copy the worker owns: `raw` is often a view into a larger buffer, which a transfer
-      // would take away whole and structured cloning would copy whole.
+      // Always a copy the worker owns: the caller keeps using `raw` (a whole buffer moved away
+      // would be left detached), and a view must not take its whole ArrayBuffer along.
       const owned = new Uint8Array(raw);
       const task: EncodeTask = { raw: owned, options };
       const stored: Uint8Array = await pool.run(task, { transferList: [owned.buffer] });
@@ -55,4 +55,20 @@ export function chunkEncoder(threads: number): ChunkEncoder {
     },
     close: () => pool.close(),
   };
+}
+
+/**
+ * Bytes that can be transferred to or from a worker thread: a Uint8Array that is the whole of its
+ * own ArrayBuffer, `bytes` itself when it already is, else a copy. A transfer moves a whole
+ * ArrayBuffer, so a view into a larger one must never be transferred: a chunk the COPY chunker cut
+ * from a bigger buffer would take its neighbours along, and a small Buffer (Buffer.from, concat,
+ * allocUnsafe under 4 KiB) is a slice of Node's shared pool, which Node 22 and later refuse to
+ * transfer (DataCloneError) and Node 20 lets go, detaching every other Buffer carved from it.
+ */
+export function transferable(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const whole =
+    bytes.buffer instanceof ArrayBuffer &&
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength;
+  return whole ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
 }

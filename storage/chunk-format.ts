@@ -23,6 +23,7 @@
 import { crc32c } from "@node-rs/crc32";
 import { compress, decompress } from "zstd-napi";
 import { openPayload, SEAL_OVERHEAD_BYTES, sealPayload } from "./chunk-cipher.ts";
+import { describeError } from "./describe-error.ts";
 import { NO_KEYS, type ChunkKey, type ChunkKeyring } from "./chunk-keys.ts";
 
 export const CHUNK_HEADER_BYTES = 32;
@@ -247,7 +248,7 @@ function inflate(payload: Buffer, context: string | undefined): Buffer {
     return decompress(payload);
   } catch (error) {
     // The CRC matched, so the writer itself produced this: a bug, not damage in storage.
-    throw new ChunkFormatError("corrupt payload", (error as Error).message, context, {
+    throw new ChunkFormatError("corrupt payload", describeError(error), context, {
       cause: error,
     });
   }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, type Dirent } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { describeError } from "./describe-error.ts";
 import { isObjectKey, objectKey } from "./object-key.ts";
 import type { ObjectInfo, ObjectKey, ObjectStore, StoreCallOptions } from "./object-store.ts";
 import { StoreError, throwIfCancelled } from "./store-errors.ts";
@@ -170,7 +171,7 @@ export class LocalStore implements ObjectStore {
       return new StoreError("cancelled", "store call cancelled", context);
     }
     const code = (error as NodeJS.ErrnoException | null)?.code ?? "";
-    const reason = `${what}: ${(error as Error | null)?.message ?? String(error)}`;
+    const reason = `${what}: ${describeError(error)}`;
     switch (code) {
       case "ENAMETOOLONG":
         return new StoreError(

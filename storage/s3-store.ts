@@ -7,6 +7,7 @@ import {
   S3Client,
   type PutObjectCommandOutput,
 } from "@aws-sdk/client-s3";
+import { describeError } from "./describe-error.ts";
 import { isObjectKey, objectKey } from "./object-key.ts";
 import type { ObjectInfo, ObjectKey, ObjectStore, StoreCallOptions } from "./object-store.ts";
 import { StoreError, throwIfCancelled, type StoreErrorKind } from "./store-errors.ts";
@@ -301,6 +302,10 @@ const NETWORK_CODES = new Set([
   "EHOSTUNREACH",
 ]);
 
+// @smithy's ChecksumStream and @aws-sdk/checksums' validateChecksumFromResponse both say this.
+const RESPONSE_CHECKSUM_MISMATCH =
+  /^Checksum mismatch: expected .* in response header "x-amz-checksum-/;
+
 /** Sorts an SDK or network failure into a StoreError kind; exported for its tests. */
 export function classifyS3Error(error: unknown): { kind: StoreErrorKind; retryable: boolean } {
   const e = (error ?? {}) as S3ErrorShape;
@@ -313,6 +318,12 @@ export function classifyS3Error(error: unknown): { kind: StoreErrorKind; retryab
     return { kind: "not_found", retryable: false };
   }
   if (NETWORK_CODES.has(code) || /socket hang up/i.test(e.message ?? "")) {
+    return { kind: "unavailable", retryable: true };
+  }
+  // The SDK checked the body against the x-amz-checksum-* header the service sent (AWS S3 in
+  // checksum mode, moto, ...): the bytes were damaged on the way, and a new read can get them whole.
+  // A plain Error, no name or code: its message is all there is to go on.
+  if (RESPONSE_CHECKSUM_MISMATCH.test(e.message ?? "")) {
     return { kind: "unavailable", retryable: true };
   }
   if (name === "TimeoutError" || name === "RequestTimeout" || status === 408) {
@@ -330,6 +341,6 @@ function describeS3Error(error: unknown): string {
   const e = (error ?? {}) as S3ErrorShape;
   const status = e.$metadata?.httpStatusCode;
   const parts = [e.name, status && `HTTP ${status}`, e.code].filter(Boolean);
-  const message = e.message ?? String(error);
+  const message = describeError(error);
   return parts.length > 0 ? `${parts.join(" ")}: ${message}` : message;
 }

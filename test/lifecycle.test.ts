@@ -128,7 +128,7 @@ describe.each<StoreKind>(["local", "s3"])(
           `SELECT offload.update_cold('events', '{"kind": "''redacted''", "payload": "NULL"}', 'id % 1000 = 7') AS id`,
         )
       ).rows[0].id;
-      expect((await waitForJob(db.pool, Number(jobId))).state).toBe("succeeded");
+      expect(await waitForJob(db.pool, Number(jobId))).toMatchObject({ state: "succeeded" });
       const { rows } = await db.pool.query(
         `SELECT count(*) FILTER (WHERE kind = 'redacted' AND payload IS NULL)::int AS changed,
               count(*) FILTER (WHERE kind = 'redacted')::int AS any_redacted,

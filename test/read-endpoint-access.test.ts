@@ -6,6 +6,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningBridge } from "../bridge/bridge.ts";
+import { SECRET_REFUSED } from "../bridge/reader-program.ts";
 import type { StoreConfig } from "../storage/open-store.ts";
 import {
   offloadNow,
@@ -196,6 +197,30 @@ describe("the read endpoint over TCP", () => {
     expect(await httpGet(port, path, { authorization: "Basic Zm9vOmJhcg==" })).toBe(401);
     const secret = (await readFile(join(secretDir, "read-secret"), "utf8")).trim();
     expect(await httpGet(port, path, { authorization: `Bearer ${secret}` })).toBe(200);
+  });
+
+  it("a reader with a wrong or missing secret fails the query saying so, not just exit code 22", async () => {
+    expect((await offloadNow(db.pool, "events")).state).toBe("succeeded");
+    const file = join(secretDir, "read-secret");
+    const secret = await readFile(file, "utf8");
+    const scan = "SELECT count(*) FROM events";
+    try {
+      await writeFile(file, "not-the-secret-at-all\n");
+      await expect(db.pool.query(scan)).rejects.toMatchObject({
+        message: "extra data after last expected column",
+        where: expect.stringContaining(SECRET_REFUSED),
+      });
+      await writeFile(file, "");
+      await expect(db.pool.query(scan)).rejects.toMatchObject({
+        where: expect.stringContaining(SECRET_REFUSED),
+      });
+    } finally {
+      await writeFile(file, secret);
+    }
+    expect((await db.pool.query(scan)).rows[0].count).toBe("20000");
+    // PostgreSQL stopping early (the reader's write fails: exit 23 turned into SIGPIPE) still works.
+    const cold = "SELECT id FROM events WHERE created_at < now() - interval '60 days' LIMIT 1";
+    expect((await db.pool.query(cold)).rows).toHaveLength(1);
   });
 
   it("refuses to start with a secret file others can read", async () => {

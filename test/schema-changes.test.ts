@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -34,6 +34,19 @@ async function alterBoth(db: pg.Pool, statement: string, table = "ledger"): Prom
     await client.query("ROLLBACK");
     throw error;
   } finally {
+    client.release();
+  }
+}
+
+/** Runs the statement with the hot rows deleted (and then back): only the offloaded rows decide. */
+async function onColdRowsOnly(db: pg.Pool, statement: string): Promise<void> {
+  const client = await db.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("DELETE FROM ONLY ledger");
+    await client.query(statement);
+  } finally {
+    await client.query("ROLLBACK");
     client.release();
   }
 }
@@ -270,6 +283,135 @@ describe("schema changes on a table with offloaded rows", () => {
   });
 });
 
+describe("schema changes that follow constraints, type changes and quoted names", () => {
+  let db: TestDatabase;
+  let bridge: RunningBridge;
+  let cleanupStore: () => Promise<void>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase("schema-changes-more");
+    const store = await testStoreConfig("local");
+    cleanupStore = store.cleanup;
+    bridge = await startTestBridge(db.url, store.config, {
+      overrides: { segmentTargetBytes: 128 * 1024, chunkBytes: 32 * 1024 },
+    });
+    await db.pool.query(fixture("schema-table.sql"));
+    expect((await offloadNow(db.pool, "ledger")).state).toBe("succeeded");
+  });
+
+  afterAll(async () => {
+    await bridge?.stop();
+    await db?.drop();
+    await cleanupStore?.();
+  });
+
+  it("after SET NOT NULL, later ADD COLUMNs work and a volatile default gets its refusal", async () => {
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN feeling SET NOT NULL");
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN e text DEFAULT 'abc'");
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN f int");
+    await expect(
+      db.pool.query("ALTER TABLE ledger ADD COLUMN c timestamptz DEFAULT clock_timestamp()"),
+    ).rejects.toMatchObject({ code: "0A000", message: expect.stringMatching(/volatile/) });
+    // NOT NULL is checked again after it was dropped, and only then.
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN feeling DROP NOT NULL");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN feeling SET NOT NULL");
+    await expect(
+      onColdRowsOnly(db.pool, "ALTER TABLE ledger ALTER COLUMN n SET NOT NULL"),
+    ).rejects.toMatchObject({
+      code: "23502",
+      message: expect.stringMatching(/NOT NULL on column "n"/),
+    });
+    await expectSameAsControl(db.pool);
+  });
+
+  it("constraints on columns added after the offload are checked against their one value", async () => {
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN g int DEFAULT 0 CHECK (g >= 0)");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN e SET NOT NULL");
+    await expect(
+      onColdRowsOnly(db.pool, "ALTER TABLE ledger ADD COLUMN h int DEFAULT -1 CHECK (h >= 0)"),
+    ).rejects.toMatchObject({
+      code: "23514",
+      message: expect.stringMatching(/violate check constraint/),
+    });
+    await expect(
+      onColdRowsOnly(db.pool, "ALTER TABLE ledger ALTER COLUMN f SET NOT NULL"),
+    ).rejects.toMatchObject({
+      code: "23502",
+      message: expect.stringMatching(/NOT NULL on column "f"/),
+    });
+    // A constraint that reads stored columns cannot be checked while the same transaction has
+    // added or dropped columns: the bridge serves the columns as committed.
+    await expect(
+      db.pool.query("ALTER TABLE ledger ADD COLUMN k int, ADD CONSTRAINT big_ids CHECK (id > 0)"),
+    ).rejects.toMatchObject({
+      code: "0A000",
+      message: expect.stringMatching(/in the transaction that adds or drops columns/),
+    });
+    const client = await db.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("ALTER TABLE ledger DROP COLUMN f");
+      await expect(
+        client.query("ALTER TABLE ledger ADD CONSTRAINT big_ids CHECK (id > 0)"),
+      ).rejects.toMatchObject({ code: "0A000" });
+    } finally {
+      await client.query("ROLLBACK");
+      client.release();
+    }
+    await alterBoth(db.pool, "ALTER TABLE %s ADD CONSTRAINT big_ids CHECK (id > 0)");
+    await expectSameAsControl(db.pool);
+  });
+
+  it("a column added after the offload converts its value as ALTER COLUMN ... TYPE does", async () => {
+    // Hot rows refuse it too: 'abc' is too long for varchar(2).
+    await expect(
+      db.pool.query("ALTER TABLE ONLY ledger_control ALTER COLUMN e TYPE varchar(2)"),
+    ).rejects.toMatchObject({ message: expect.stringMatching(/too long/) });
+    await expect(
+      onColdRowsOnly(db.pool, "ALTER TABLE ledger ALTER COLUMN e TYPE varchar(2)"),
+    ).rejects.toMatchObject({ message: expect.stringMatching(/"e" .* 'abc'.*too long/s) });
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN e TYPE varchar(3)");
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN r float8 DEFAULT 2.5");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN r TYPE int");
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN d date DEFAULT '2024-02-29'");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN d TYPE text");
+    await alterBoth(db.pool, "ALTER TABLE %s ADD COLUMN b char(4) DEFAULT 'xy'");
+    await alterBoth(db.pool, "ALTER TABLE %s ALTER COLUMN b TYPE varchar(4)");
+    await expectSameAsControl(db.pool);
+  });
+
+  it("defaults are evaluated under the session's time zone, as for the hot rows", async () => {
+    const client = await db.pool.connect();
+    try {
+      await client.query("SET TimeZone = 'Etc/GMT-14'");
+      await client.query("BEGIN");
+      await client.query("ALTER TABLE ledger ADD COLUMN local_at timestamp DEFAULT now()");
+      await client.query("ALTER TABLE ledger_control ADD COLUMN local_at timestamp DEFAULT now()");
+      await client.query("COMMIT");
+    } finally {
+      // Ends the transaction had a statement failed (a warning otherwise).
+      await client.query("ROLLBACK");
+      await client.query("RESET TimeZone");
+      client.release();
+    }
+    await expectSameAsControl(db.pool);
+  });
+
+  it("SET SCHEMA and OWNER TO with names that need quoting", async () => {
+    await db.pool.query(`CREATE SCHEMA "Arch ive"; CREATE ROLE "Ops"`);
+    await db.pool.query(`ALTER TABLE ledger SET SCHEMA "Arch ive"`);
+    await db.pool.query(`ALTER TABLE "Arch ive".ledger OWNER TO "Ops"`);
+    const { rows } = await db.pool.query(
+      `SELECT c.relnamespace::regnamespace::text AS nsp, c.relowner::regrole::text AS owner
+         FROM offload.segments s JOIN pg_class c ON c.oid = s.segment_table
+        WHERE s.state = 'committed' AND s.table_id = '"Arch ive".ledger'::regclass`,
+    );
+    expect(rows.length).toBeGreaterThan(1);
+    for (const r of rows) expect(r).toEqual({ nsp: '"Arch ive"', owner: '"Ops"' });
+    await expectSameAsControl(db.pool, '"Arch ive".ledger', "ledger_control");
+  });
+});
+
 describe("schema changes on a partitioned table with offloaded partitions", () => {
   let db: TestDatabase;
   let bridge: RunningBridge;
@@ -350,15 +492,30 @@ describe("pg_dump and pg_restore of a database with offloaded tables", () => {
     await expectSameAsControl(db.pool);
     const before = await resultSet(db.pool, "SELECT * FROM ledger ORDER BY id");
 
-    const dumpFile = join(await mkdtemp(join(tmpdir(), "pg-offload-dump-")), "db.dump");
+    const dumpDir = await mkdtemp(join(tmpdir(), "pg-offload-dump-"));
+    const dumpFile = join(dumpDir, "db.dump");
     const bin = findPostgresBinaries();
-    await run(join(bin, "pg_dump"), ["--format=custom", `--file=${dumpFile}`, db.url]);
-    await run(join(bin, "pg_restore"), ["--exit-on-error", `--dbname=${restored.url}`, dumpFile]);
-    await source.stop();
-    bridges.pop();
-
+    try {
+      await run(join(bin, "pg_dump"), ["--format=custom", `--file=${dumpFile}`, db.url]);
+      await run(join(bin, "pg_restore"), ["--exit-on-error", `--dbname=${restored.url}`, dumpFile]);
+    } finally {
+      await rm(dumpDir, { recursive: true, force: true });
+    }
     const target = await startTestBridge(restored.url, store.config, { overrides });
     bridges.push(target);
+    // The dump holds the source's bridge endpoints, and that bridge still runs, serving the
+    // source's segments under the same ids: the restored segment tables must never name it.
+    const readers = await restored.pool.query(
+      "SELECT array_to_string(ftoptions, ' ') AS options FROM pg_foreign_table",
+    );
+    expect(readers.rows.length).toBeGreaterThan(0);
+    for (const { options } of readers.rows) {
+      if (source.endpoint.kind !== "unix" || target.endpoint.kind !== "unix") throw new Error();
+      expect(options).toContain(target.endpoint.socketPath);
+      expect(options).not.toContain(source.endpoint.socketPath);
+    }
+    await source.stop();
+    bridges.splice(bridges.indexOf(source), 1);
     expect(await resultSet(restored.pool, "SELECT * FROM ledger ORDER BY id")).toEqual(before);
     await expectSameAsControl(restored.pool);
     const verified = await restored.pool.query(

@@ -1,5 +1,7 @@
--- The committed segments of table $1, for a rewrite job.
-SELECT id, epoch, rows, segment_table::text AS segment_table
-  FROM offload.segments
- WHERE table_id = $1::oid::regclass AND state = 'committed'
- ORDER BY id;
+-- The committed segments of table $1 that rewrite job $2 has still to do: a retried or taken-over
+-- job skips the segments an earlier attempt swapped (the queue counts them from what it kept).
+SELECT s.id, s.epoch, s.rows, s.segment_table::text AS segment_table
+  FROM offload.segments s
+ WHERE s.table_id = $1::oid::regclass AND s.state = 'committed'
+   AND NOT EXISTS (SELECT FROM offload.rewritten_segments r WHERE r.job_id = $2 AND r.segment_id = s.id)
+ ORDER BY s.id;

@@ -53,6 +53,55 @@ describe("a bridge stopping", () => {
     expect((await scan).rows[0].count).toBe("3000");
   });
 
+  it("a second SIGTERM fails a scan being served with the bridge's message, not a half-written row", async () => {
+    const scratch = await mkdtemp(join(tmpdir(), "pgo-stop-"));
+    const resumeFile = join(scratch, "resume");
+    // The rows of events, some of them cold after the tests before: read through a bridge.
+    const helper = await startTestBridge(db.url, store.config);
+    try {
+      await db.pool.query("CREATE TABLE forced (LIKE events INCLUDING ALL)");
+      await db.pool.query("INSERT INTO forced SELECT * FROM events");
+    } finally {
+      await helper.stop();
+    }
+    await db.pool.query("SELECT offload.attach_policy('forced', 'cold_after_30d')");
+    const env = {
+      ...quickBridgeEnv(db.url, store.config.kind === "local" ? store.config.dir : ""),
+      // One segment, far larger than the socket and pipe buffers between bridge and PostgreSQL:
+      // it is still being written when the signals come. The first signal leaves scans a minute.
+      PGOFFLOAD_SEGMENT_BYTES: String(64 * 1024 * 1024),
+      PGOFFLOAD_SHUTDOWN_GRACE_MS: "60000",
+      PGOFFLOAD_FAILPOINT: "after-chunk-served@1:pause",
+      PGOFFLOAD_FAILPOINT_RESUME: resumeFile,
+    };
+    const bridge = spawnBridge(env);
+    try {
+      await waitUntil(async () => bridge.output().includes("bridge started"), {
+        context: () => bridge.output(),
+      });
+      expect((await offloadNow(db.pool, "forced")).state).toBe("succeeded");
+      const scan = db.pool.query(SLOW_SCAN.replace("FROM events", "FROM forced"));
+      scan.catch(() => {});
+      // The bridge has served the segment's first chunk and stands still.
+      await waitUntil(async () => bridge.output().includes("pausing"), {
+        context: () => bridge.output(),
+      });
+      bridge.child.kill("SIGTERM"); // handled once the pause ends
+      await writeFile(resumeFile, "");
+      await waitUntil(async () => bridge.output().includes('"stopping"'), {
+        context: () => bridge.output(),
+      });
+      bridge.child.kill("SIGTERM");
+      expect(await bridge.exited).toEqual({ code: 1, signal: null });
+      await expect(scan).rejects.toMatchObject({
+        where: expect.stringContaining("the bridge stopped while serving segment"),
+      });
+    } finally {
+      await bridge.kill();
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
   it("on SIGTERM, stops a running job at a safe point and queues it again for the next bridge", async () => {
     const scratch = await mkdtemp(join(tmpdir(), "pgo-stop-"));
     try {

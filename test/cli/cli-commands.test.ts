@@ -1,10 +1,10 @@
 import { execFile } from "node:child_process";
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningBridge } from "../../bridge/bridge.ts";
+import { LocalStore } from "../../storage/local-store.ts";
+import { objectKey } from "../../storage/object-key.ts";
 import { startTestBridge, testStoreConfig } from "../support/bridge-harness.ts";
 import { fixture } from "../support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
@@ -120,23 +120,49 @@ describe("the pg-offload command", () => {
     expect(Number(hot.rows[0].count)).toBe(20_000);
   });
 
-  it("prints all of a long output through a pipe before it exits (gc --dry-run of 3,000 objects)", async () => {
+  it("gc's whole output reaches a pipe whose reader is slow (the CLI exits once it is written)", async () => {
     if (store.config.kind !== "local") throw new Error("unreachable");
-    const { rows } = await db.pool.query("SELECT offload.current_installation() AS id");
-    // Objects of a segment no catalog row knows: each is listed as garbage, one line each.
-    const dir = join(store.config.dir, rows[0].id, "s999999999-00ff", "e1");
-    await mkdir(dir, { recursive: true });
+    const installation = (await db.pool.query("SELECT offload.current_installation() AS id"))
+      .rows[0].id;
+    // Objects named like chunks of a segment no catalog row knows: garbage, each a line of the
+    // dry run, far more lines than a pipe holds (64 KiB).
+    const planted = new LocalStore(store.config.dir);
+    const keys = Array.from(
+      { length: 1500 },
+      (_, i) => `${installation}/s${900_000 + i}-abcdef/e1/000001.chunk`,
+    );
+    for (const key of keys) await planted.put(objectKey(key), Buffer.from("x"));
     try {
-      for (let i = 1; i <= 3_000; i++) {
-        await writeFile(join(dir, `${String(i).padStart(6, "0")}.chunk`), "x");
-      }
-      const gc = await cli(["gc", "--dry-run"], env);
-      expect(gc.code).toBe(0);
-      expect(gc.stdout.match(/^would remove .*s999999999-00ff/gm)?.length).toBe(3_000);
-      expect(gc.stdout).toMatch(/objects listed, \d+ garbage, 0 removed\n$/);
+      // A slow reader on a pipe, as in `pg-offload gc | (sleep 2; tail -1)`: the CLI is done
+      // when the reader starts, with most of its output still waiting to go out. (A CLI slower
+      // than the sleep would let this pass without the fix; it can never fail a correct one.)
+      const { stdout, stderr } = await run(
+        "sh",
+        [
+          "-c",
+          '{ "$0" "$1" gc --dry-run; echo "exit $?" >&2; } | { sleep 2; cat; }',
+          process.execPath,
+          BIN,
+        ],
+        { env: { PATH: process.env.PATH, ...env }, maxBuffer: 64 * 1024 * 1024 },
+      );
+      expect(stderr).toBe("exit 0\n");
+      const lines = stdout.trimEnd().split("\n");
+      for (const key of keys) expect(stdout).toContain(`would remove ${key} (1 bytes)`);
+      expect(lines.at(-1)).toMatch(/^\d+ objects listed, \d+ garbage, 0 removed/);
     } finally {
-      await rm(dirname(dir), { recursive: true, force: true });
+      for (const key of keys) await planted.delete(objectKey(key));
     }
+  });
+
+  it("a command that cannot reach its database exits 1 saying why", async () => {
+    // A database that refuses the connection: node-postgres's error for it names the address.
+    const refused = await cli(["status"], {
+      ...env,
+      PGOFFLOAD_DATABASE_URL: "postgres://127.0.0.1:1/x",
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^pg-offload: .*ECONNREFUSED/m);
   });
 
   it("a bad setting stops the command, named", async () => {

@@ -106,6 +106,8 @@ describe("S3 behind a fault-injecting proxy", () => {
   });
 
   afterEach(() => {
+    // A test that failed before lifting its fault must not leave it armed for the next one.
+    proxy.clear();
     // Every dropped connection was one a test asked for.
     expect(proxy.counts().proxyErrors).toEqual([]);
   });
@@ -170,6 +172,25 @@ describe("S3 behind a fault-injecting proxy", () => {
     }
   });
 
+  it("a GET body damaged in transit, from a service that sends checksums: the SDK's mismatch is retryable", async () => {
+    const { config } = await testStoreConfig("s3");
+    if (config.kind !== "s3") throw new Error("unreachable");
+    const direct = new S3Store({ ...config, endpoint: proxy.endpoint, maxAttempts: 1 });
+    try {
+      const key = objectKey("checksummed/probe.chunk");
+      await direct.put(key, Buffer.alloc(4096, 7));
+      const armed = proxy.inject({ fault: "corruptChecksummed", method: "GET", times: 1 });
+      const error = await storeFailure(direct.get(key));
+      expect(armed.injected).toBe(1);
+      // Was kind "other", not retried: a query failed with "store read failed (other)".
+      expect(error).toMatchObject({ kind: "unavailable", retryable: true, key });
+      expect(error.message).toMatch(/Checksum mismatch: expected .*x-amz-checksum-crc32/);
+      expect((await direct.get(key)).equals(Buffer.alloc(4096, 7))).toBe(true);
+    } finally {
+      direct.destroy();
+    }
+  });
+
   describe("reads of an offloaded table", () => {
     let digest: string;
     let victim: { key: string; segmentTable: string };
@@ -216,6 +237,8 @@ describe("S3 behind a fault-injecting proxy", () => {
           tally.runs++;
           // Rows streamed to the client, not an aggregate: an error must replace all of them.
           const failure = db.pool.query(`SELECT * FROM cold ORDER BY id`);
+          // Damage the chunk CRC finds is fetched again by the endpoint; damage the SDK finds
+          // (the service sent a checksum) is retried by the store: three reads either way.
           const problem =
             fault === "corrupt"
               ? "checksum mismatch"

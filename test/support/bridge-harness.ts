@@ -21,6 +21,8 @@ export async function testStoreConfig(kind: StoreKind): Promise<{
 }> {
   if (kind === "local") {
     const dir = await mkdtemp(join(tmpdir(), "pg-offload-store-"));
+    // Removed with the test file too, for the callers that never call cleanup().
+    scratchDirs.push(dir);
     return { config: { kind, dir }, cleanup: () => rm(dir, { recursive: true, force: true }) };
   }
   const { endpoint, bucket } = inject("s3");
@@ -33,16 +35,16 @@ export async function testStoreConfig(kind: StoreKind): Promise<{
   };
 }
 
-const socketDirs: string[] = [];
+const scratchDirs: string[] = [];
 // Removed once the test file is done: its bridges (in process or spawned) have stopped by then.
 afterAll(() => {
-  for (const dir of socketDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 /** A read socket path of the bridge's own, in a fresh directory of mode 700. */
 export function privateSocketPath(): string {
   const dir = mkdtempSync(join(tmpdir(), "pgo-read-"));
-  socketDirs.push(dir);
+  scratchDirs.push(dir);
   return join(dir, "read.sock");
 }
 
@@ -88,9 +90,11 @@ export interface JobRow {
   id: string;
   state: string;
   attempts: number;
+  retries: number;
   last_error: string | null;
   rows_done: string;
   segments_done: number;
+  segments_total: number | null;
 }
 
 /** Waits until the job has finished (succeeded or failed) and returns its row. */

@@ -1,28 +1,42 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { privateSocketPath } from "./bridge-harness.ts";
+import { waitUntil } from "./wait.ts";
 
 const CLI = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
+/** The installed command, `pg-offload`, as an operator or a container runs it. */
+const BIN = fileURLToPath(new URL("../../bin/pg-offload.js", import.meta.url));
 
 export interface BridgeProcess {
   child: ChildProcess;
   /** Resolves with the exit code, or the signal that ended it. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output(): string;
+  /** Resolves once the bridge has logged that it started; rejects if it exits first. */
+  started(): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /**
  * Runs `pg-offload bridge` as a separate process, so a test can SIGKILL it. Each gets a read socket
- * of its own unless `env` names one, and no chunk cache unless `env` asks for one.
+ * of its own unless `env` names one, and no chunk cache unless `env` asks for one. `via: "bin"`
+ * runs it through bin/pg-offload.js, as `pg-offload bridge` runs for an operator.
  */
-export function spawnBridge(env: Record<string, string>): BridgeProcess {
-  return spawnPgOffload(["bridge"], env);
+export function spawnBridge(
+  env: Record<string, string>,
+  options: { via?: "cli" | "bin" } = {},
+): BridgeProcess {
+  return spawnPgOffload(["bridge"], env, options);
 }
 
 /** Runs any `pg-offload` command (say `gc`) as a separate process, as spawnBridge does the bridge. */
-export function spawnPgOffload(args: string[], env: Record<string, string>): BridgeProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+export function spawnPgOffload(
+  args: string[],
+  env: Record<string, string>,
+  options: { via?: "cli" | "bin" } = {},
+): BridgeProcess {
+  const command = options.via === "bin" ? [BIN, ...args] : ["--import", "tsx", CLI, ...args];
+  const child = spawn(process.execPath, command, {
     env: {
       ...process.env,
       PGOFFLOAD_READ_SOCKET: privateSocketPath(),
@@ -44,6 +58,17 @@ export function spawnPgOffload(args: string[], env: Record<string, string>): Bri
     child,
     exited,
     output: () => output,
+    async started() {
+      await waitUntil(
+        async () => {
+          if (child.exitCode !== null || child.signalCode !== null) {
+            throw new Error(`bridge exited before it started:\n${output}`);
+          }
+          return output.includes("bridge started");
+        },
+        { context: () => output },
+      );
+    },
     async kill(signal = "SIGKILL") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       // A graceful stop that hangs is a bug the test should see, but must not leave a process.

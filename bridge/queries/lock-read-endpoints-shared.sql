@@ -1,0 +1,1 @@
+SELECT offload.lock_read_endpoints_shared();

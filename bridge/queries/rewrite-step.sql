@@ -1,0 +1,1 @@
+SELECT offload.rewrite_step($1, $2, $3, $4) AS statement;

@@ -1,1 +1,0 @@
-SELECT offload.set_reader_program($1::regclass, $2) AS changed;

@@ -1,1 +1,0 @@
-SELECT offload.swap_segment_epoch($1, $2, $3, $4, $5);

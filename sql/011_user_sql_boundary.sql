@@ -1,0 +1,455 @@
+-- What a user writes runs with that user's rights only, as the one expression it claims to be, and
+-- a rewrite job changes each segment exactly once however often it is retried or taken over.
+--
+-- The bridge is a superuser. Switching it to a user's role with SET ROLE is no boundary: the
+-- user's own code (a function called from a condition, a trigger, a domain's CHECK) can RESET
+-- ROLE. PostgreSQL refuses SET ROLE, RESET ROLE and SET SESSION AUTHORIZATION inside a SECURITY
+-- DEFINER function, and a SQL function whose body is `RETURN (expression)` is parsed as exactly
+-- one expression. So the bridge runs user code only
+--   * inside SECURITY DEFINER functions owned by the user, created for one statement of one
+--     transaction (invisible to every other session, called once right after they are created,
+--     so their owner cannot have altered them in between),
+--   * in a transaction that is always rolled back (a deferred trigger queued by user code would
+--     otherwise fire at COMMIT with the bridge's rights), on a connection it then closes (session
+--     state a user function left behind dies with it).
+-- A rewrite therefore reads and transforms a segment in one transaction (rolled back) and swaps
+-- the new epoch in with a second one that runs no user code. An offload's commit runs no user
+-- code at all: the DELETE of the moved rows fires no trigger and no rule.
+
+-- One row per segment a rewrite job has swapped: a retried or taken-over job skips them.
+CREATE TABLE offload.rewritten_segments (
+  job_id       bigint NOT NULL REFERENCES offload.jobs (id) ON DELETE CASCADE,
+  segment_id   bigint NOT NULL REFERENCES offload.segments (id) ON DELETE CASCADE,
+  epoch        int NOT NULL,
+  matched_rows bigint NOT NULL,
+  PRIMARY KEY (job_id, segment_id)
+);
+ALTER TABLE offload.rewritten_segments ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_own ON offload.rewritten_segments FOR SELECT
+  USING (EXISTS (SELECT FROM offload.segments s WHERE s.id = segment_id));
+GRANT SELECT ON offload.rewritten_segments TO PUBLIC;
+COMMENT ON TABLE offload.rewritten_segments IS
+  'pg-offload: segments each rewrite job has swapped to a new epoch, so that a retry never changes them twice';
+
+-- The settings every function around user code pins, as the bridge's sessions have them: a SET
+-- clause restores them when the function returns, so nothing a user's code sets with SET LOCAL
+-- changes how the bridge's own statements read names or write COPY text afterwards.
+CREATE FUNCTION offload.pinned_settings() RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN 'SET search_path = pg_catalog, pg_temp SET DateStyle = ''ISO, YMD'' SET TimeZone = ''UTC'' '
+       'SET IntervalStyle = postgres SET extra_float_digits = 1 SET bytea_output = hex';
+
+-- The settings a user's expression is read with: those of the session that queued it.
+CREATE FUNCTION offload.expression_settings() RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object('search_path', current_setting('search_path'),
+                          'DateStyle', current_setting('DateStyle'),
+                          'TimeZone', current_setting('TimeZone'),
+                          'IntervalStyle', current_setting('IntervalStyle'));
+
+-- A statement that parses `expression` against a row of the table (columns by name, no table
+-- name, no system columns: as the bridge will evaluate it) without reading a row. The expression
+-- sits between a line that ends with "(" and one that starts with ")": the same frame as in
+-- offload.expression_function_sql(), so both see the same tokens.
+CREATE FUNCTION offload.expression_check_sql(rel regclass, expression text, result_type text)
+RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN format(E'SELECT FROM (SELECT %s FROM ONLY %s LIMIT 0) AS pg_offload_row WHERE (\n%s\n)::%s IS NULL',
+              offload.select_list(rel), rel, expression, result_type);
+
+-- Parses an expression in the caller's session, with the caller's rights: opening a cursor
+-- refuses any text that is more than one statement before running any of it (PL/pgSQL's EXECUTE
+-- would run them all), and LIMIT 0 reads nothing.
+CREATE FUNCTION offload.check_expression(rel regclass, expression text, result_type text, what text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  probe refcursor;
+BEGIN
+  IF expression IS NULL OR btrim(expression) = '' THEN
+    RAISE EXCEPTION 'pg-offload: % is empty', what USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  BEGIN
+    OPEN probe FOR EXECUTE offload.expression_check_sql(rel, expression, result_type);
+    CLOSE probe;
+  EXCEPTION WHEN invalid_cursor_definition THEN
+    RAISE EXCEPTION 'pg-offload: % must be one SQL expression on the columns of table %', what, rel
+      USING ERRCODE = 'syntax_error', DETAIL = format('Given: %s', expression);
+  END;
+END $$;
+
+-- offload.delete_cold('events', 'user_id = 42'): deletes matching cold rows. The condition is one
+-- SQL expression on the table's columns, checked now; rows where it is NULL are kept, as DELETE
+-- keeps them. The bridge evaluates it with the caller's rights and settings (search_path,
+-- DateStyle, TimeZone, IntervalStyle).
+CREATE OR REPLACE FUNCTION offload.delete_cold(table_name regclass, condition text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  caller jsonb := offload.expression_settings();
+BEGIN
+  PERFORM offload.check_rewrite_target(table_name);
+  PERFORM offload.check_expression(table_name, condition, 'boolean', 'the condition');
+  RETURN offload.queue_rewrite(table_name, jsonb_build_object('delete', true, 'condition', condition,
+                                                              'settings', caller));
+END $$;
+
+-- offload.update_cold('events', '{"email": "NULL", "name": "''redacted''"}', 'user_id = 42'):
+-- sets columns (each to one SQL expression) in matching cold rows. The key column and zone-map
+-- columns cannot change: they decide which segment a row lives in.
+CREATE OR REPLACE FUNCTION offload.update_cold(table_name regclass, assignments jsonb, condition text)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  caller jsonb := offload.expression_settings();
+  col text;
+BEGIN
+  PERFORM offload.check_rewrite_target(table_name);
+  PERFORM offload.check_assignment_columns(table_name, assignments);
+  PERFORM offload.check_expression(table_name, condition, 'boolean', 'the condition');
+  FOR col IN SELECT jsonb_object_keys(assignments) LOOP
+    PERFORM offload.check_expression(table_name, assignments ->> col, offload.column_type(table_name, col),
+                                     format('the value for column "%s"', col));
+  END LOOP;
+  RETURN offload.queue_rewrite(table_name,
+    jsonb_build_object('delete', false, 'condition', condition, 'assignments', assignments,
+                       'settings', caller));
+END $$;
+
+CREATE FUNCTION offload.column_type(rel regclass, col text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+         WHERE attrelid = rel AND attname = col AND attnum > 0 AND NOT attisdropped);
+
+-- Assignments name existing columns that do not place rows in segments, each with an expression
+-- as a JSON string. Checked when the job is queued and again by the bridge (jobs can be inserted
+-- directly by a table's owner).
+CREATE FUNCTION offload.check_assignment_columns(rel regclass, assignments jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  col text;
+  protected name[];
+BEGIN
+  IF jsonb_typeof(assignments) IS DISTINCT FROM 'object' OR assignments = '{}' THEN
+    RAISE EXCEPTION 'pg-offload: assignments must be a JSON object of column: SQL expression'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT ARRAY[a.key_column] || p.zone_map_columns INTO protected
+    FROM offload.attachments a JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = rel;
+  protected := coalesce(protected, '{}') ||
+               (SELECT coalesce(array_agg(DISTINCT key_column), '{}') FROM offload.segments WHERE table_id = rel);
+  FOR col IN SELECT jsonb_object_keys(assignments) LOOP
+    IF offload.column_type(rel, col) IS NULL THEN
+      RAISE EXCEPTION 'pg-offload: column "%" does not exist in table %', col, rel
+        USING ERRCODE = 'undefined_column';
+    END IF;
+    IF col = ANY (protected) THEN
+      RAISE EXCEPTION 'pg-offload: column "%" of table % places rows in segments and cannot be updated in cold rows', col, rel
+        USING ERRCODE = 'feature_not_supported', HINT = 'Load the rows back first with offload.load_back().';
+    END IF;
+    IF jsonb_typeof(assignments -> col) <> 'string' THEN
+      RAISE EXCEPTION 'pg-offload: the value for column "%" must be an SQL expression as a JSON string', col
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+END $$;
+
+-- The parameters of a function that evaluates an expression on one row: one per column, named as
+-- the column, so the expression names columns as it would in a WHERE clause.
+CREATE FUNCTION offload.row_parameters(rel regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT string_agg(format('%I %s', attname, format_type(atttypid, NULL)), ', ' ORDER BY attnum)
+          FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped);
+
+-- The row's columns as arguments for such a function, from the alias s.
+CREATE FUNCTION offload.row_arguments(rel regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT string_agg(format('s.%I', attname), ', ' ORDER BY attnum)
+          FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped);
+
+-- CREATE FUNCTION for one user expression, run as the user (inside offload.create_as_user's
+-- executor): SECURITY DEFINER, so whatever it calls runs with the user's rights and cannot change
+-- role; `RETURN (...)`, so it is one expression; the user's settings, captured when it was queued.
+CREATE FUNCTION offload.expression_function_sql(fn name, rel regclass, expression text, result_type text)
+RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN format('CREATE FUNCTION pg_temp.%I(%s) RETURNS %s LANGUAGE sql SECURITY DEFINER '
+              'SET search_path FROM CURRENT SET DateStyle FROM CURRENT SET TimeZone FROM CURRENT '
+              'SET IntervalStyle FROM CURRENT RETURN CAST((' || E'\n%s\n) AS %s)',
+              fn, offload.row_parameters(rel), result_type, expression, result_type);
+
+-- A name no statement has used, for a function of this transaction.
+CREATE FUNCTION offload.fresh_function_name(prefix text) RETURNS name
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+RETURN prefix || '_' || replace(gen_random_uuid()::text, '-', '');
+
+-- Creates, as `role`, the function for one user expression. The executor that does it is a
+-- SECURITY DEFINER function owned by `role`, made here and called at once, once: user code runs
+-- in it (while the expression is parsed: a literal's input function, a constant folded), and that
+-- code could alter the executor, which nothing calls again. It parses the expression first as in
+-- offload.check_expression (one statement, or nothing runs), then creates the function.
+CREATE FUNCTION offload.create_as_user(role name, rel regclass, settings jsonb, fn name,
+                                       expression text, result_type text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  executor name := offload.fresh_function_name('pgo_exec');
+  allowed jsonb := (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each_text(settings)
+                     WHERE key IN ('search_path', 'DateStyle', 'TimeZone', 'IntervalStyle'));
+BEGIN
+  EXECUTE format($f$CREATE FUNCTION pg_temp.%I(settings jsonb, check_sql text, create_sql text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER %s AS $body$
+    DECLARE
+      probe refcursor;
+    BEGIN
+      PERFORM pg_catalog.set_config(key, value, true) FROM pg_catalog.jsonb_each_text(settings);
+      OPEN probe FOR EXECUTE check_sql;
+      CLOSE probe;
+      EXECUTE create_sql;
+    END $body$$f$, executor, offload.pinned_settings());
+  EXECUTE format('ALTER FUNCTION pg_temp.%I(jsonb, text, text) OWNER TO %I', executor, role);
+  EXECUTE format('SELECT pg_temp.%I($1, $2, $3)', executor)
+    USING allowed, offload.expression_check_sql(rel, expression, result_type),
+          offload.expression_function_sql(fn, rel, expression, result_type);
+EXCEPTION WHEN invalid_cursor_definition THEN
+  RAISE EXCEPTION 'pg-offload: % is not one SQL expression on the columns of table %', expression, rel
+    USING ERRCODE = 'syntax_error';
+END $fn$;
+
+-- For the bridge, in a rewrite's first transaction (which it rolls back): the statement that does
+-- one step of rewriting `segment`, after creating the functions it calls, fresh for it. `step` is
+-- 'count' (the rows the condition matches) or 'rows' (the segment's new rows, for COPY TO STDOUT).
+-- Everything that reads the segment or evaluates the user's SQL runs inside a SECURITY DEFINER
+-- function owned by the role that asked (a domain's CHECK on a column runs while the segment is
+-- read); the returned statement calls a function created just now, after any user code ran.
+CREATE FUNCTION offload.rewrite_step(segment bigint, params jsonb, requested_by name, step text)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s offload.segments%ROWTYPE;
+  settings jsonb := coalesce(params -> 'settings', '{}');
+  assignments jsonb := coalesce(params -> 'assignments', '{}');
+  is_delete boolean := coalesce((params ->> 'delete')::boolean, false);
+  cond name := offload.fresh_function_name('pgo_cond');
+  wrapper name := offload.fresh_function_name('pgo_' || step);
+  args text;
+  col record;
+  select_list text := '';
+  body text;
+  returns text;
+BEGIN
+  SELECT * INTO s FROM offload.segments WHERE id = segment;
+  IF s.state IS DISTINCT FROM 'committed' THEN
+    RAISE EXCEPTION 'pg-offload: segment % is %, not committed', segment, coalesce(s.state, 'missing')
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+  IF NOT has_table_privilege(requested_by, s.segment_table, 'SELECT') THEN
+    RAISE EXCEPTION 'pg-offload: role % may not read segment table %', requested_by, s.segment_table
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  args := offload.row_arguments(s.table_id);
+  PERFORM offload.create_as_user(requested_by, s.table_id, settings, cond,
+                                 coalesce(params ->> 'condition', 'true'), 'boolean');
+  IF step = 'count' THEN
+    returns := 'bigint';
+    body := format('SELECT count(*) FROM ONLY %s AS s WHERE pg_temp.%I(%s) IS TRUE',
+                   s.segment_table, cond, args);
+  ELSIF is_delete THEN
+    returns := format('SETOF %s', (SELECT reltype::regtype FROM pg_class WHERE oid = s.table_id));
+    body := format('SELECT %s FROM ONLY %s AS s WHERE pg_temp.%I(%s) IS NOT TRUE',
+                   offload.row_arguments(s.table_id), s.segment_table, cond, args);
+  ELSE
+    IF assignments <> '{}' THEN
+      PERFORM offload.check_assignment_columns(s.table_id, assignments);
+    END IF;
+    FOR col IN SELECT attname, format_type(atttypid, atttypmod) AS type, format_type(atttypid, NULL) AS base_type,
+                      offload.fresh_function_name('pgo_set') AS fn
+                 FROM pg_attribute WHERE attrelid = s.table_id AND attnum > 0 AND NOT attisdropped
+                ORDER BY attnum LOOP
+      IF assignments ? col.attname THEN
+        PERFORM offload.create_as_user(requested_by, s.table_id, settings, col.fn,
+                                       assignments ->> col.attname, col.base_type);
+        select_list := select_list || format(', CASE WHEN m.hit THEN CAST(pg_temp.%I(%s) AS %s) ELSE s.%I END',
+                                             col.fn, args, col.type, col.attname);
+      ELSE
+        select_list := select_list || format(', s.%I', col.attname);
+      END IF;
+    END LOOP;
+    returns := format('SETOF %s', (SELECT reltype::regtype FROM pg_class WHERE oid = s.table_id));
+    body := format('SELECT %s FROM ONLY %s AS s CROSS JOIN LATERAL (SELECT pg_temp.%I(%s) IS TRUE) AS m(hit)',
+                   substr(select_list, 3), s.segment_table, cond, args);
+  END IF;
+  EXECUTE format('CREATE FUNCTION pg_temp.%I() RETURNS %s LANGUAGE sql SECURITY DEFINER %s AS %L',
+                 wrapper, returns, offload.pinned_settings(), body);
+  EXECUTE format('ALTER FUNCTION pg_temp.%I() OWNER TO %I', wrapper, requested_by);
+  RETURN CASE WHEN step = 'count' THEN format('SELECT pg_temp.%I() AS count', wrapper)
+              ELSE format('COPY (SELECT * FROM pg_temp.%I()) TO STDOUT', wrapper) END;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.rewrite_step(bigint, jsonb, name, text),
+  offload.create_as_user(name, regclass, jsonb, name, text, text) FROM PUBLIC;
+
+-- The table's columns as a rewrite's first transaction saw them; the swap refuses a different
+-- list (an ALTER TABLE landed in between, and the new epoch holds the old columns).
+CREATE FUNCTION offload.column_fingerprint(rel regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT md5(string_agg(format('%s:%s:%s', attname, atttypid, atttypmod), ',' ORDER BY attnum))
+          FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped);
+
+-- Swaps a rewritten segment to its new epoch, once per job: the second transaction of a rewrite,
+-- with no user code in it. A job that already swapped this segment (an earlier attempt, another
+-- bridge) gets unique_violation and nothing changes.
+CREATE FUNCTION offload.swap_rewritten_segment(job bigint, segment bigint, new_epoch int, chunks jsonb,
+                                               reader_program text, new_rows bigint, matched bigint,
+                                               fingerprint text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rel regclass := (SELECT table_id FROM offload.segments WHERE id = segment);
+BEGIN
+  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', rel);
+  IF offload.column_fingerprint(rel) IS DISTINCT FROM fingerprint THEN
+    RAISE EXCEPTION 'pg-offload: the columns of table % changed while segment % was rewritten', rel, segment
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+  INSERT INTO offload.rewritten_segments (job_id, segment_id, epoch, matched_rows)
+  VALUES (job, segment, new_epoch, matched);
+  PERFORM offload.swap_segment_epoch(segment, new_epoch, chunks, reader_program, new_rows);
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.swap_rewritten_segment(bigint, bigint, int, jsonb, text, bigint, bigint, text)
+  FROM PUBLIC;
+
+-- The old way of building a rewrite's statements pasted the user's text into them.
+DROP FUNCTION offload.rewrite_statements(bigint, jsonb);
+DROP FUNCTION offload.rewrite_select_list(regclass, jsonb, text);
+
+-- Moving rows out is not deleting them, and the commit of a segment runs no code the table's owner
+-- controls: the DELETE of the copied rows runs with session_replication_role = replica (triggers
+-- enabled the default way do not fire) and with the table's ALWAYS and REPLICA triggers and rules
+-- disabled for it, in this transaction, under its ACCESS EXCLUSIVE lock, so that no other session
+-- ever sees them disabled. (Running them as the owner, as before, was no boundary: a trigger can
+-- RESET ROLE, or queue a deferred trigger that fires at COMMIT with the bridge's rights.)
+CREATE FUNCTION offload.delete_moved_rows(s offload.segments) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  -- Triggers and rules that fire even in replica mode.
+  firing jsonb := (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'name', name, 'mode', mode)), '[]')
+                     FROM (SELECT 'TRIGGER' AS kind, tgname AS name, tgenabled AS mode FROM pg_trigger
+                            WHERE tgrelid = s.table_id AND NOT tgisinternal AND tgenabled IN ('A', 'R')
+                           UNION ALL
+                           SELECT 'RULE', rulename, ev_enabled FROM pg_rewrite
+                            WHERE ev_class = s.table_id AND ev_enabled IN ('A', 'R')) f);
+  f jsonb;
+  deleted bigint;
+BEGIN
+  FOR f IN SELECT jsonb_array_elements(firing) LOOP
+    EXECUTE format('ALTER TABLE ONLY %s DISABLE %s %I', s.table_id, f ->> 'kind', f ->> 'name');
+  END LOOP;
+  PERFORM set_config('session_replication_role', 'replica', true);
+  EXECUTE format('DELETE FROM ONLY %s WHERE %s', s.table_id, offload.range_condition(s));
+  GET DIAGNOSTICS deleted = ROW_COUNT;
+  PERFORM set_config('session_replication_role', 'origin', true);
+  FOR f IN SELECT jsonb_array_elements(firing) LOOP
+    EXECUTE format('ALTER TABLE ONLY %s ENABLE %s %s %I', s.table_id,
+                   CASE f ->> 'mode' WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END, f ->> 'kind', f ->> 'name');
+  END LOOP;
+  RETURN deleted;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.delete_moved_rows(offload.segments) FROM PUBLIC;
+
+-- As in 009_encryption.sql, the copied rows now removed by offload.delete_moved_rows.
+CREATE OR REPLACE FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb,
+                                                       reader_program text, copied_rows bigint)
+RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s offload.segments%ROWTYPE;
+  parent pg_class%ROWTYPE;
+  seg_name name;
+  seg_table regclass;
+  deleted bigint;
+  checks text;
+  zone record;
+BEGIN
+  SELECT * INTO s FROM offload.segments WHERE id = segment FOR UPDATE;
+  IF s.state IS DISTINCT FROM 'pending' THEN
+    RAISE EXCEPTION 'pg-offload: segment % is %, not pending', segment, coalesce(s.state, 'missing');
+  END IF;
+  SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
+
+  -- A query planned before this commit and executed after it would miss the moved rows (its plan
+  -- lacks the new segment table, its snapshot sees them deleted). Only ACCESS EXCLUSIVE waits for
+  -- such queries; the caller's lock_timeout bounds the wait, and the job retries on timeout.
+  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', s.table_id);
+
+  PERFORM offload.record_chunks(segment, s.epoch, chunks);
+
+  -- Zone maps: each column's exact min/max over the copied rows (this is the copy's snapshot), so
+  -- a WHERE on the column can exclude the segment too.
+  s.zone_map := offload.segment_zone_map(segment);
+  checks := '';
+  IF copied_rows = 0 THEN
+    -- Nothing can match an empty segment. The planner refutes "col IS NULL" from any strict
+    -- condition on col (it does not use a constant false), so name the key and zone-map columns.
+    SELECT format(', CONSTRAINT %I CHECK (%s)', 'offloaded_' || segment || '_empty',
+                  string_agg(format('%I IS NULL', c), ' AND '))
+      INTO checks
+      FROM unnest(ARRAY[s.key_column] || (SELECT p.zone_map_columns FROM offload.attachments a
+             JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = s.table_id)) c;
+  END IF;
+  FOR zone IN SELECT key, value->>0 AS lo, value->>1 AS hi FROM jsonb_each(s.zone_map) LOOP
+    checks := checks || format(', CONSTRAINT %I CHECK (%I >= %L::%s AND %I <= %L::%s)',
+      left(zone.key, 40) || '_zone_' || segment, zone.key, zone.lo,
+      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key),
+      zone.key, zone.hi,
+      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key));
+  END LOOP;
+
+  IF s.partition_name IS NULL THEN
+    seg_name := offload.segment_table_name(parent.relname, segment);
+    EXECUTE format(
+      'CREATE FOREIGN TABLE %s.%I (CONSTRAINT %I CHECK (%s)%s) INHERITS (%s)
+         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+      parent.relnamespace::regnamespace, seg_name, seg_name || '_range', offload.range_condition(s),
+      checks, s.table_id, reader_program, s.encoding);
+  ELSE
+    seg_name := offload.segment_table_name(
+      (SELECT relname FROM pg_class WHERE oid = s.partition_name::regclass), segment);
+    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.partition_name::regclass);
+    EXECUTE format(
+      'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
+         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+      parent.relnamespace::regnamespace, seg_name, s.table_id,
+      CASE WHEN checks = '' THEN '' ELSE '(' || substr(checks, 3) || ')' END,
+      s.partition_bound, reader_program, s.encoding);
+  END IF;
+  seg_table := format('%s.%I', parent.relnamespace::regnamespace, seg_name)::regclass;
+  EXECUTE format('ALTER FOREIGN TABLE %s OWNER TO %s', seg_table, parent.relowner::regrole);
+  EXECUTE format('COMMENT ON FOREIGN TABLE %s IS %L', seg_table,
+    format('pg-offload segment %s of %s: %s, read-only', segment, s.table_id,
+           coalesce('partition ' || s.partition_name || ' ' || s.partition_bound,
+                    'rows with ' || offload.range_condition(s))));
+
+  -- file_fdw cannot ANALYZE a program; tell the planner the row count we already know, with 10
+  -- pages because file_fdw assumes 10 pages for a program and scales reltuples by that density.
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    UPDATE pg_class SET reltuples = copied_rows, relpages = 10 WHERE oid = seg_table;
+  END IF;
+
+  IF s.partition_name IS NULL THEN
+    deleted := offload.delete_moved_rows(s);
+  ELSE
+    -- The partition was locked against writes before the copy: it holds exactly what was copied.
+    EXECUTE format('SELECT count(*) FROM ONLY %s', s.partition_name::regclass) INTO deleted;
+    EXECUTE format('DROP TABLE %s', s.partition_name::regclass);
+  END IF;
+  IF deleted <> copied_rows THEN
+    RAISE EXCEPTION 'pg-offload: segment % of %: copied % rows but would remove %', segment, s.table_id, copied_rows, deleted
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+
+  UPDATE offload.segments
+     SET state = 'committed', segment_table = seg_table, committed_at = now(), rows = copied_rows,
+         zone_map = s.zone_map,
+         raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment),
+         stored_bytes = (SELECT coalesce(sum(c.stored_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment)
+   WHERE id = segment;
+  RETURN seg_table;
+END $$;
