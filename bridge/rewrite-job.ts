@@ -95,6 +95,7 @@ async function writeNewEpoch(
 ): Promise<RewrittenSegment | undefined> {
   const id = Number(segment.id);
   const client = await ctx.db.connect();
+  let usable = true;
   try {
     await client.query("BEGIN");
     const begin = await client.query(query("rewrite-begin"), [id]);
@@ -116,8 +117,15 @@ async function writeNewEpoch(
       );
     }
     return { matched, newEpoch, chunks, rows, fingerprint };
+  } catch (error) {
+    usable = sqlState(error) !== undefined;
+    throw error;
   } finally {
-    await client.query("ROLLBACK").catch(() => undefined);
+    // Closing the connection rolls the transaction back. The ROLLBACK first, so that the swap
+    // finds the segment table's lock released, only on a connection that can still take it: after
+    // a COPY cut short (an upload failed, the job was taken over) node-postgres sends nothing more
+    // on it, and awaiting a ROLLBACK would hold the transaction and its lock open for good.
+    if (usable) await client.query("ROLLBACK").catch(() => undefined);
     client.release(true);
   }
 }
