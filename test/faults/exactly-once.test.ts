@@ -6,12 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningBridge } from "../../bridge/bridge.ts";
 import { startTestBridge, testStoreConfig, waitForJob } from "../support/bridge-harness.ts";
-import {
-  quickBridgeEnv,
-  spawnBridge,
-  spawnPgOffload,
-  type BridgeProcess,
-} from "../support/bridge-process.ts";
+import { quickBridgeEnv, spawnPgOffload, type BridgeProcess } from "../support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
 import { segmentTables } from "../support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
@@ -31,6 +26,19 @@ const tally = { runs: 0, rowsChecked: 0 };
 afterAll(() => {
   console.log(`FAULTS exactly-once: runs=${tally.runs} rows_checked=${tally.rowsChecked}`);
 });
+
+// Every process spawned here, ended after the file whatever happened (a failed case can leave a
+// paused bridge behind, and a paused bridge holds up reads sent to its endpoint).
+const spawned: BridgeProcess[] = [];
+afterAll(async () => {
+  for (const child of spawned) await child.kill("SIGKILL");
+});
+
+function spawnTracked(env: Record<string, string>, args = ["bridge"]): BridgeProcess {
+  const child = spawnPgOffload(args, env);
+  spawned.push(child);
+  return child;
+}
 
 // One row an hour over 250 days: the last 30 days (720 rows) stay hot, the other 5,280 (about
 // 450 kB of heap) make 4 segments of 128 kB, each of several 16 kB chunks: many steps to stop at.
@@ -100,10 +108,11 @@ async function segmentCounts(table: string): Promise<{ committed: number; rewrit
   return rows[0];
 }
 
+// The in-process bridge that finishes what a killed one left: its lease and chunks as theirs.
+const SURVIVOR = { jobLeaseMs: LEASE_MS, commitLockTimeoutMs: 5_000, chunkBytes: 16_384 };
+
 async function withBridge<T>(run: (bridge: RunningBridge) => Promise<T>): Promise<T> {
-  const bridge = await startTestBridge(db.url, store.config, {
-    overrides: { jobLeaseMs: LEASE_MS, commitLockTimeoutMs: 5_000, chunkBytes: 16_384 },
-  });
+  const bridge = await startTestBridge(db.url, store.config, { overrides: SURVIVOR });
   try {
     return await run(bridge);
   } finally {
@@ -121,7 +130,7 @@ function pausingBridge(point: string): {
   stop(): Promise<void>;
 } {
   const resumeFile = join(resumeDir, `${Math.random().toString(36).slice(2)}.resume`);
-  const bridge = spawnBridge({
+  const bridge = spawnTracked({
     ...env,
     PGOFFLOAD_FAILPOINT: `${point}:pause`,
     PGOFFLOAD_FAILPOINT_RESUME: resumeFile,
@@ -160,6 +169,11 @@ async function holdLock(sql: string, params: unknown[] = []): Promise<() => Prom
 async function expectSucceeded(jobId: number): Promise<void> {
   const job = await waitForJob(db.pool, jobId);
   expect(job.state, `job ${jobId}: ${job.last_error}`).toBe("succeeded");
+}
+
+async function lockedBy(jobId: number): Promise<string | null> {
+  const { rows } = await db.pool.query("SELECT locked_by FROM offload.jobs WHERE id = $1", [jobId]);
+  return rows[0].locked_by;
 }
 
 async function jobError(jobId: number): Promise<string> {
@@ -336,7 +350,7 @@ describe.each(KINDS.map(([kind, kills]) => ({ name: kind.name, kind, kills })))(
         const point = spec.replace("@chunk-in-2nd", `@${firstSegmentChunks + 2}`);
         await kind.applyToControl(control, table);
 
-        const doomed = spawnBridge({ ...env, PGOFFLOAD_FAILPOINT: point });
+        const doomed = spawnTracked({ ...env, PGOFFLOAD_FAILPOINT: point });
         const id = await kind.start(table);
         await expectKilledAt(doomed, point);
         tally.runs++;
@@ -388,34 +402,35 @@ describe.each(KINDS.map(([kind, kills]) => ({ name: kind.name, kind, kills })))(
       const { table, control } = caseTables.get(tableName(kind.name, "stalled"))!;
       await kind.applyToControl(control, table);
       const { bridge: stalled, resume, stop } = pausingBridge(kind.stallPoint);
+      let other: RunningBridge | undefined;
       try {
         const id = await kind.start(table);
         await reached(stalled, `failpoint ${kind.stallPoint}:pause reached`);
-        await withBridge(async () => {
-          // Resumed once the other bridge has taken the job over: both now work on it. (Left
-          // paused, the stalled offload's open transaction would make the other's commits wait.)
-          await waitUntil(async () => {
-            const { rows } = await db.pool.query(
-              "SELECT attempts FROM offload.jobs WHERE id = $1",
-              [id],
-            );
-            return rows[0].attempts >= 2;
-          });
-          await resume();
-          await expectSucceeded(id);
-          // The stalled bridge goes on from where it stopped, with what it had read before.
-          await waitUntil(
-            async () =>
-              /resumed[^]*job (attempt failed|failed|succeeded|stopped)/.test(stalled.output()),
-            { context: stalled.output },
-          );
-          tally.runs++;
-          await expectSucceeded(id);
-          await expectEqualsControl(table, control);
-        });
+        const stalledWorker = await lockedBy(id);
+        other = await startTestBridge(db.url, store.config, { overrides: SURVIVOR });
+        // Resumed once the other bridge has taken the job over: both now work on it. (Left
+        // paused, the stalled offload's open transaction would make the other's commits wait,
+        // and reads the other sends to the stalled bridge's endpoint would wait for it too.)
+        await waitUntil(async () => (await lockedBy(id)) !== stalledWorker);
+        await resume();
+        await expectSucceeded(id);
+        // The stalled bridge goes on from where it stopped, with what it had read before.
+        // Its attempt ends, however (a conflict, a failure, taken over, done): any "job ..." line.
+        await waitUntil(
+          async () => /resumed[^]*"message":"job (?!started)/.test(stalled.output()),
+          {
+            timeoutMs: 30_000,
+            context: stalled.output,
+          },
+        );
+        tally.runs++;
+        expect((await waitForJob(db.pool, id)).state).toBe("succeeded");
+        await expectEqualsControl(table, control);
         finished.push({ table, control });
       } finally {
+        // The stalled one first: the other's reads may be waiting on its endpoint.
         await stop();
+        await other?.stop();
       }
     });
   },
@@ -491,7 +506,7 @@ const SESSION_FAULTS: SessionFault[] = [
     bringsOwnBridge: true,
     async inject(session, call, table) {
       const point = `after-chunk-served@${(await secondSegment(table)).chunks + 1}`;
-      const doomed = spawnBridge({ ...env, PGOFFLOAD_FAILPOINT: point });
+      const doomed = spawnTracked({ ...env, PGOFFLOAD_FAILPOINT: point });
       await reached(doomed, "bridge started");
       await expect(session.client.query(call)).rejects.toThrow(/program .* failed|curl/);
       await expectKilledAt(doomed, point);
@@ -592,11 +607,14 @@ describe.each(["load_back", "truncate"])("offload.%s", (op) => {
 // ----- garbage collection -----
 
 function runGc(failpoint?: string): BridgeProcess {
-  return spawnPgOffload(["gc"], {
-    ...env,
-    PGOFFLOAD_GC_GRACE_MS: "0",
-    ...(failpoint ? { PGOFFLOAD_FAILPOINT: failpoint } : {}),
-  });
+  return spawnTracked(
+    {
+      ...env,
+      PGOFFLOAD_GC_GRACE_MS: "0",
+      ...(failpoint ? { PGOFFLOAD_FAILPOINT: failpoint } : {}),
+    },
+    ["gc"],
+  );
 }
 
 /** Every object the current epoch of a committed segment references is in the store. */
@@ -621,7 +639,7 @@ async function expectEverySegmentVerifies(): Promise<void> {
 
 describe("garbage collection", () => {
   it("killed mid-way and before it updates the catalog: never an object a committed segment references; gc again removes the rest", async () => {
-    const dryRun = spawnPgOffload(["gc", "--dry-run"], { ...env, PGOFFLOAD_GC_GRACE_MS: "0" });
+    const dryRun = spawnTracked({ ...env, PGOFFLOAD_GC_GRACE_MS: "0" }, ["gc", "--dry-run"]);
     expect((await dryRun.exited).code, dryRun.output().slice(-2000)).toBe(0);
     const garbage = Number(/(\d+) garbage/.exec(dryRun.output())?.[1]);
     // Replaced epochs of the rewrites, abandoned attempts, segments loaded back or truncated.
