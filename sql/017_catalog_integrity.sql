@@ -93,3 +93,45 @@ BEGIN
     WHERE s.id = segment;
   PERFORM offload.check_cold_rows_here(segment, changes);
 END $$;
+
+-- As in 006_lifecycle.sql, but no trigger or rule of the table fires for a load back, ALWAYS ones
+-- included (they ran with the rights of whoever loaded back: the CLI's, often a superuser's).
+CREATE OR REPLACE FUNCTION offload.load_back(table_name regclass, from_key text DEFAULT NULL,
+                                  to_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rel regclass := table_name;
+  s offload.segments%ROWTYPE;
+  loaded bigint := 0;
+  n bigint;
+  hooks jsonb;
+BEGIN
+  IF NOT offload.owns_table(rel) THEN
+    RAISE EXCEPTION 'pg-offload: must be owner of table % to load it back', rel
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', rel);
+  -- Loading back is not inserting: none of the table's triggers or rules fire for it.
+  hooks := offload.user_hooks(rel, current_setting('session_replication_role'));
+  PERFORM offload.set_user_hooks(rel, hooks, false);
+  FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed'
+            ORDER BY id LOOP
+    CONTINUE WHEN NOT offload.segment_overlaps(s, from_key, to_key);
+    IF s.partition_name IS NULL THEN
+      EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', rel, offload.select_list(rel), s.segment_table);
+      GET DIAGNOSTICS n = ROW_COUNT;
+      EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
+    ELSE
+      n := offload.load_back_partition(s);
+    END IF;
+    IF n <> s.rows THEN
+      RAISE EXCEPTION 'pg-offload: segment % of % read % rows back, the index says %', s.id, rel, n, s.rows
+        USING ERRCODE = 'data_corrupted';
+    END IF;
+    loaded := loaded + n;
+  END LOOP;
+  PERFORM offload.set_user_hooks(rel, hooks, true);
+  PERFORM offload.retire_vanished_segments();
+  RETURN loaded;
+END $$;

@@ -270,6 +270,30 @@ describe("a table owner who is not a superuser, as an adversary", () => {
     expect(await tableDigest(db.pool, table)).not.toBe(digest);
   });
 
+  it("a load back, run by a superuser as the CLI runs it, fires none of the owner's triggers or rules", async () => {
+    await owner.query(`
+      CREATE TRIGGER probe_insert BEFORE INSERT ON ${table}
+        FOR EACH ROW EXECUTE FUNCTION ${mallory}.probe_trigger('load back');
+      ALTER TABLE ${table} ENABLE ALWAYS TRIGGER probe_insert;
+      CREATE RULE probe_insert AS ON INSERT TO ${table} DO ALSO SELECT ${mallory}.probe('load back');
+      ALTER TABLE ${table} ENABLE ALWAYS RULE probe_insert;`);
+    await arm(`ALTER ROLE ${mallory} SUPERUSER`, "load back");
+    const digest = await tableDigest(db.pool, table);
+    const before = await counters();
+    const { rows } = await db.pool.query("SELECT offload.load_back($1::regclass) AS n", [table]);
+    expect(Number(rows[0].n)).toBeGreaterThan(0);
+    expect(await counters()).toEqual(before);
+    expect(await tableDigest(db.pool, table)).toBe(digest);
+    const modes = await db.pool.query(
+      `SELECT tgenabled AS mode FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = 'probe_insert'
+       UNION ALL SELECT ev_enabled FROM pg_rewrite WHERE ev_class = $1::regclass AND rulename = 'probe_insert'`,
+      [table],
+    );
+    expect(modes.rows).toEqual([{ mode: "A" }, { mode: "A" }]);
+    expect(await offloadNow(db.pool, table)).toMatchObject({ state: "succeeded" });
+    await expectNoEscalation();
+  });
+
   it("catalog rows written directly are checked as the API checks them: no domain as a key type", async () => {
     await arm(`ALTER ROLE ${mallory} SUPERUSER`, "catalog");
     const before = await counters();
