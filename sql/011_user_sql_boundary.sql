@@ -78,6 +78,25 @@ BEGIN
   END;
 END $$;
 
+-- As in 006_lifecycle.sql, and the caller must be able to create temporary functions: the bridge
+-- evaluates the caller's expressions in functions the caller creates in the bridge's session.
+CREATE OR REPLACE FUNCTION offload.check_rewrite_target(rel regclass) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT offload.owns_table(rel) THEN
+    RAISE EXCEPTION 'pg-offload: must be owner of table % to change its cold rows', rel
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF NOT has_database_privilege(current_user, current_database(), 'TEMPORARY') THEN
+    RAISE EXCEPTION 'pg-offload: role % needs the TEMPORARY privilege on database % to change cold rows', current_user, current_database()
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'The bridge evaluates your condition and assignments in temporary functions of your role.';
+  END IF;
+  IF NOT EXISTS (SELECT FROM offload.segments WHERE table_id = rel AND state = 'committed') THEN
+    RAISE EXCEPTION 'pg-offload: table % has no offloaded segments', rel USING ERRCODE = 'undefined_object';
+  END IF;
+END $$;
+
 -- offload.delete_cold('events', 'user_id = 42'): deletes matching cold rows. The condition is one
 -- SQL expression on the table's columns, checked now; rows where it is NULL are kept, as DELETE
 -- keeps them. The bridge evaluates it with the caller's rights and settings (search_path,
