@@ -14,10 +14,14 @@ const SESSION_OPTIONS = [
   "-c application_name=pg-offload-bridge",
 ].join(" ");
 
+// The bridge's own sessions resolve no name in a schema a user can create objects in: a table
+// name that round-trips as text (a partition's, say) always means the same table.
+const PINNED_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp";
+
 export function createPool(databaseUrl: string, log: Logger, max = 6): pg.Pool {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
-    options: SESSION_OPTIONS,
+    options: `${SESSION_OPTIONS} ${PINNED_SEARCH_PATH}`,
     max,
     keepAlive: true,
   });

@@ -84,6 +84,14 @@ function usage(problem: string): number {
   return 2;
 }
 
+// A reader that stops early (`pg-offload gc --dry-run | head -1`) ends the command quietly, as it
+// ends any writer on a pipe: what it printed was wanted only in part, nothing failed.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  console.error(`pg-offload: cannot write the output: ${describeError(error)}`);
+  process.exit(1);
+});
+
 main(process.argv.slice(2)).then(
   (code) => exitWhenWritten(code),
   (error: unknown) => {

@@ -78,6 +78,25 @@ BEGIN
   END;
 END $$;
 
+-- As in 006_lifecycle.sql, and the caller must be able to create temporary functions: the bridge
+-- evaluates the caller's expressions in functions the caller creates in the bridge's session.
+CREATE OR REPLACE FUNCTION offload.check_rewrite_target(rel regclass) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT offload.owns_table(rel) THEN
+    RAISE EXCEPTION 'pg-offload: must be owner of table % to change its cold rows', rel
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF NOT has_database_privilege(current_user, current_database(), 'TEMPORARY') THEN
+    RAISE EXCEPTION 'pg-offload: role % needs the TEMPORARY privilege on database % to change cold rows', current_user, current_database()
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'The bridge evaluates your condition and assignments in temporary functions of your role.';
+  END IF;
+  IF NOT EXISTS (SELECT FROM offload.segments WHERE table_id = rel AND state = 'committed') THEN
+    RAISE EXCEPTION 'pg-offload: table % has no offloaded segments', rel USING ERRCODE = 'undefined_object';
+  END IF;
+END $$;
+
 -- offload.delete_cold('events', 'user_id = 42'): deletes matching cold rows. The condition is one
 -- SQL expression on the table's columns, checked now; rows where it is NULL are kept, as DELETE
 -- keeps them. The bridge evaluates it with the caller's rights and settings (search_path,
@@ -321,35 +340,52 @@ DROP FUNCTION offload.rewrite_statements(bigint, jsonb);
 DROP FUNCTION offload.rewrite_select_list(regclass, jsonb, text);
 
 -- Moving rows out is not deleting them, and the commit of a segment runs no code the table's owner
--- controls: the DELETE of the copied rows runs with session_replication_role = replica (triggers
--- enabled the default way do not fire) and with the table's ALWAYS and REPLICA triggers and rules
--- disabled for it, in this transaction, under its ACCESS EXCLUSIVE lock, so that no other session
--- ever sees them disabled. (Running them as the owner, as before, was no boundary: a trigger can
+-- controls: the DELETE of the copied rows runs with session_replication_role = replica and with
+-- the triggers and rules that fire even then (ALWAYS, REPLICA) disabled for it, in this transaction, under its ACCESS EXCLUSIVE lock, so that no other session ever
+-- sees them disabled. (Running them as the owner, as before, was no boundary: a trigger can
 -- RESET ROLE, or queue a deferred trigger that fires at COMMIT with the bridge's rights.)
+-- The table's triggers and rules that fire in the given session_replication_role ({kind, name,
+-- mode}): to disable for a statement that must run none of them, and to put back as they were.
+CREATE FUNCTION offload.user_hooks(rel regclass, replication_role text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'name', name, 'mode', mode)), '[]')
+          FROM (SELECT 'TRIGGER' AS kind, tgname AS name, tgenabled AS mode FROM pg_trigger
+                 WHERE tgrelid = rel AND NOT tgisinternal
+                UNION ALL
+                SELECT 'RULE', rulename, ev_enabled FROM pg_rewrite
+                 WHERE ev_class = rel AND rulename <> '_RETURN') h
+         WHERE mode = 'A' OR mode = CASE replication_role WHEN 'replica' THEN 'R' ELSE 'O' END);
+
+-- Disables (enabled = false) or puts back the hooks listed by offload.user_hooks(). Callers hold
+-- ACCESS EXCLUSIVE on the table and put them back in the same transaction: no other session ever
+-- sees them disabled.
+CREATE FUNCTION offload.set_user_hooks(rel regclass, hooks jsonb, enabled boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb;
+BEGIN
+  FOR h IN SELECT jsonb_array_elements(hooks) LOOP
+    EXECUTE format('ALTER TABLE ONLY %s %s %s %I', rel,
+                   CASE WHEN NOT enabled THEN 'DISABLE'
+                        WHEN h ->> 'mode' = 'A' THEN 'ENABLE ALWAYS'
+                        WHEN h ->> 'mode' = 'R' THEN 'ENABLE REPLICA'
+                        ELSE 'ENABLE' END,
+                   h ->> 'kind', h ->> 'name');
+  END LOOP;
+END $$;
+
 CREATE FUNCTION offload.delete_moved_rows(s offload.segments) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  -- Triggers and rules that fire even in replica mode.
-  firing jsonb := (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'name', name, 'mode', mode)), '[]')
-                     FROM (SELECT 'TRIGGER' AS kind, tgname AS name, tgenabled AS mode FROM pg_trigger
-                            WHERE tgrelid = s.table_id AND NOT tgisinternal AND tgenabled IN ('A', 'R')
-                           UNION ALL
-                           SELECT 'RULE', rulename, ev_enabled FROM pg_rewrite
-                            WHERE ev_class = s.table_id AND ev_enabled IN ('A', 'R')) f);
-  f jsonb;
+  hooks jsonb := offload.user_hooks(s.table_id, 'replica');
   deleted bigint;
 BEGIN
-  FOR f IN SELECT jsonb_array_elements(firing) LOOP
-    EXECUTE format('ALTER TABLE ONLY %s DISABLE %s %I', s.table_id, f ->> 'kind', f ->> 'name');
-  END LOOP;
+  PERFORM offload.set_user_hooks(s.table_id, hooks, false);
   PERFORM set_config('session_replication_role', 'replica', true);
   EXECUTE format('DELETE FROM ONLY %s WHERE %s', s.table_id, offload.range_condition(s));
   GET DIAGNOSTICS deleted = ROW_COUNT;
   PERFORM set_config('session_replication_role', 'origin', true);
-  FOR f IN SELECT jsonb_array_elements(firing) LOOP
-    EXECUTE format('ALTER TABLE ONLY %s ENABLE %s %s %I', s.table_id,
-                   CASE f ->> 'mode' WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END, f ->> 'kind', f ->> 'name');
-  END LOOP;
+  PERFORM offload.set_user_hooks(s.table_id, hooks, true);
   RETURN deleted;
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.delete_moved_rows(offload.segments) FROM PUBLIC;

@@ -160,6 +160,19 @@ describe.each<StoreKind>(["local", "s3"])(
       await expect(
         db.pool.query(`SELECT offload.update_cold('events', '{"nope": "1"}', 'true')`),
       ).rejects.toMatchObject({ code: "42703" });
+      // One expression each, on the columns by name: not two statements, not the table's name.
+      await expect(
+        db.pool.query("SELECT offload.delete_cold('events', 'true); SELECT 1; SELECT (true')"),
+      ).rejects.toMatchObject({
+        code: "42601",
+        message: expect.stringMatching(/one SQL expression/),
+      });
+      await expect(
+        db.pool.query(`SELECT offload.update_cold('events', '{"kind": "1); SELECT (1"}', 'true')`),
+      ).rejects.toMatchObject({ severity: "ERROR" });
+      await expect(
+        db.pool.query("SELECT offload.delete_cold('events', 'events.id = 1')"),
+      ).rejects.toMatchObject({ code: "42P01" });
       const client = await db.pool.connect();
       try {
         await client.query("CREATE ROLE lifecycle_stranger_" + kind);
@@ -170,8 +183,18 @@ describe.each<StoreKind>(["local", "s3"])(
         await expect(client.query("SELECT offload.load_back('events')")).rejects.toMatchObject({
           code: "42501",
         });
+        // An owner who may not create temporary objects: refused at the call, saying why.
+        await client.query("RESET ROLE");
+        await client.query(`ALTER TABLE events OWNER TO lifecycle_stranger_${kind}`);
+        await client.query(`REVOKE TEMPORARY ON DATABASE ${db.name} FROM PUBLIC`);
+        await client.query("SET ROLE lifecycle_stranger_" + kind);
+        await expect(
+          client.query("SELECT offload.delete_cold('events', 'true')"),
+        ).rejects.toMatchObject({ code: "42501", message: expect.stringMatching(/TEMPORARY/) });
       } finally {
         await client.query("RESET ROLE");
+        await client.query(`GRANT TEMPORARY ON DATABASE ${db.name} TO PUBLIC`);
+        await client.query("ALTER TABLE events OWNER TO CURRENT_USER");
         client.release();
       }
     });

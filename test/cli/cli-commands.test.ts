@@ -150,6 +150,20 @@ describe("the pg-offload command", () => {
       const lines = stdout.trimEnd().split("\n");
       for (const key of keys) expect(stdout).toContain(`would remove ${key} (1 bytes)`);
       expect(lines.at(-1)).toMatch(/^\d+ objects listed, \d+ garbage, 0 removed/);
+      // A reader that takes one line and goes: the CLI stops quietly, no EPIPE stack trace.
+      const head = await run(
+        "bash",
+        [
+          "--norc",
+          "-c",
+          'set -o pipefail; "$0" "$1" gc --dry-run | head -1',
+          process.execPath,
+          BIN,
+        ],
+        { env: { PATH: process.env.PATH, ...env } },
+      );
+      expect(head.stdout.split("\n").filter(Boolean)).toHaveLength(1);
+      expect(head.stderr).toBe("");
     } finally {
       for (const key of keys) await planted.delete(objectKey(key));
     }

@@ -269,4 +269,82 @@ describe("a table owner who is not a superuser, as an adversary", () => {
     expect(changed[0]).toEqual({ one: 10, other: 0 });
     expect(await tableDigest(db.pool, table)).not.toBe(digest);
   });
+
+  it("a load back, run by a superuser as the CLI runs it, fires none of the owner's triggers or rules", async () => {
+    await owner.query(`
+      CREATE TRIGGER probe_insert BEFORE INSERT ON ${table}
+        FOR EACH ROW EXECUTE FUNCTION ${mallory}.probe_trigger('load back');
+      ALTER TABLE ${table} ENABLE ALWAYS TRIGGER probe_insert;
+      CREATE RULE probe_insert AS ON INSERT TO ${table} DO ALSO SELECT ${mallory}.probe('load back');
+      ALTER TABLE ${table} ENABLE ALWAYS RULE probe_insert;`);
+    await arm(`ALTER ROLE ${mallory} SUPERUSER`, "load back");
+    const digest = await tableDigest(db.pool, table);
+    const before = await counters();
+    const { rows } = await db.pool.query("SELECT offload.load_back($1::regclass) AS n", [table]);
+    expect(Number(rows[0].n)).toBeGreaterThan(0);
+    expect(await counters()).toEqual(before);
+    expect(await tableDigest(db.pool, table)).toBe(digest);
+    const modes = await db.pool.query(
+      `SELECT tgenabled AS mode FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = 'probe_insert'
+       UNION ALL SELECT ev_enabled FROM pg_rewrite WHERE ev_class = $1::regclass AND rulename = 'probe_insert'`,
+      [table],
+    );
+    expect(modes.rows).toEqual([{ mode: "A" }, { mode: "A" }]);
+    expect(await offloadNow(db.pool, table)).toMatchObject({ state: "succeeded" });
+    await expectNoEscalation();
+  });
+
+  it("catalog rows written directly are checked as the API checks them: no domain as a key type", async () => {
+    await arm(`ALTER ROLE ${mallory} SUPERUSER`, "catalog");
+    const before = await counters();
+    await owner.query(`
+      CREATE DOMAIN ${mallory}.evil_date AS date CHECK (${mallory}.probe('catalog'));
+      CREATE TABLE ${mallory}.direct (id bigint, created_at date);`);
+    const error = await owner
+      .query(
+        `INSERT INTO offload.attachments (table_id, policy_name, key_column, key_type)
+         VALUES ('${mallory}.direct', 'cold_30d', 'created_at', '${mallory}.evil_date')`,
+      )
+      .catch((e: { code: string; message: string }) => e);
+    expect(error).toMatchObject({
+      code: "22023",
+      message: expect.stringMatching(/does not describe the table/),
+    });
+    // The scheduler's due-check, as the bridge runs it, finds nothing to cast.
+    await db.pool
+      .query("SELECT offload.is_due($1::regclass)", [`${mallory}.direct`])
+      .catch(() => undefined);
+    expect(await counters()).toEqual(before);
+    await expectNoEscalation();
+  });
+
+  it("an ALTER by a superuser never evaluates a default the event trigger did not see added", async () => {
+    await arm(`ALTER ROLE ${mallory} SUPERUSER`, "default");
+    await owner
+      .query(
+        `
+      CREATE FUNCTION ${mallory}.default_v() RETURNS int LANGUAGE plpgsql STABLE AS $$
+      BEGIN PERFORM ${mallory}.probe('default'); RETURN 1; END $$;
+      CREATE TABLE ${mallory}.base (id bigint);
+      ALTER TABLE ${table} INHERIT ${mallory}.base;`,
+      )
+      .catch(() => undefined);
+    const inherits = await db.pool.query(
+      "SELECT count(*)::int AS n FROM pg_inherits WHERE inhrelid = $1::regclass",
+      [table],
+    );
+    expect(inherits.rows[0].n).toBe(1);
+    const before = await counters();
+    // Added through the parent: the event trigger hears of the parent only.
+    await owner.query(
+      `ALTER TABLE ${mallory}.base ADD COLUMN w int DEFAULT ${mallory}.default_v()`,
+    );
+    const error = await db.pool
+      .query(`ALTER TABLE ${table} ALTER COLUMN v SET STATISTICS 100`)
+      .catch((e: { message: string }) => e);
+    expect(error).toMatchObject({ message: expect.stringMatching(/did not see/) });
+    const after = await counters();
+    expect(after.other).toBe(before.other);
+    await expectNoEscalation();
+  });
 });
