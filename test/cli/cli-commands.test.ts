@@ -179,6 +179,31 @@ describe("the pg-offload command", () => {
     expect(refused.stderr).toMatch(/^pg-offload: .*ECONNREFUSED/m);
   });
 
+  // Every command that reaches the database, with one it cannot reach, and every command with
+  // an argument it cannot take: never a bare exit code.
+  it.each([
+    ["install"],
+    ["bridge"],
+    ["status"],
+    ["run", "events"],
+    ["verify", "events"],
+    ["gc", "--dry-run"],
+    ["load-back", "events"],
+  ])("pg-offload %s fails saying why when the database is unreachable", async (...args) => {
+    const outcome = await cli(args, { ...env, PGOFFLOAD_DATABASE_URL: "postgres://127.0.0.1:1/x" });
+    expect(outcome.code).not.toBe(0);
+    expect(outcome.stderr).toMatch(/pg-offload\b.*\S.*(ECONNREFUSED|connect)/is);
+  });
+
+  it.each([["run"], ["verify"], ["load-back"], ["load-back", "events", "--from"], ["nope"]])(
+    "pg-offload %s with missing or unknown arguments exits 2 with the usage",
+    async (...args) => {
+      const outcome = await cli(args, env);
+      expect(outcome.code).toBe(2);
+      expect(outcome.stderr).toMatch(/^pg-offload\b.+\S/);
+    },
+  );
+
   it("a bad setting stops the command, named", async () => {
     const { code, stderr } = await cli(["status"], { ...env, PGOFFLOAD_POLL_MS: "soon" });
     expect(code).toBe(1);
