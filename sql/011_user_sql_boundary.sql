@@ -107,6 +107,7 @@ DECLARE
   caller jsonb := offload.expression_settings();
 BEGIN
   PERFORM offload.check_rewrite_target(table_name);
+  PERFORM offload.check_rewrite_privileges(table_name, current_user, '{"delete": true}');
   PERFORM offload.check_expression(table_name, condition, 'boolean', 'the condition');
   RETURN offload.queue_rewrite(table_name, jsonb_build_object('delete', true, 'condition', condition,
                                                               'settings', caller));
@@ -124,6 +125,8 @@ DECLARE
 BEGIN
   PERFORM offload.check_rewrite_target(table_name);
   PERFORM offload.check_assignment_columns(table_name, assignments);
+  PERFORM offload.check_rewrite_privileges(table_name, current_user,
+                                           jsonb_build_object('assignments', assignments));
   PERFORM offload.check_expression(table_name, condition, 'boolean', 'the condition');
   FOR col IN SELECT jsonb_object_keys(assignments) LOOP
     PERFORM offload.check_expression(table_name, assignments ->> col, offload.column_type(table_name, col),
@@ -233,6 +236,24 @@ EXCEPTION WHEN invalid_cursor_definition THEN
     USING ERRCODE = 'syntax_error';
 END $fn$;
 
+-- What PostgreSQL would ask of the same change as plain DML on the table: SELECT (the condition
+-- reads it) and DELETE or UPDATE. An offload_admin member who does not own the table needs them
+-- granted; the owner has them. Checked when the job is queued and again by the bridge.
+CREATE FUNCTION offload.check_rewrite_privileges(rel regclass, role name, params jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  needed text[] := CASE WHEN coalesce((params ->> 'delete')::boolean, false) THEN '{SELECT,DELETE}'
+                        WHEN coalesce(params -> 'assignments', '{}') <> '{}' THEN '{SELECT,UPDATE}'
+                        ELSE '{SELECT}' END;
+BEGIN
+  -- One at a time: has_table_privilege() with a list is true when any one is held.
+  IF EXISTS (SELECT FROM unnest(needed) p WHERE NOT has_table_privilege(role, rel, p)) THEN
+    RAISE EXCEPTION 'pg-offload: role % needs % on table % to change its cold rows', role,
+      array_to_string(needed, ' and '), rel
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+END $$;
+
 -- For the bridge, in a rewrite's first transaction (which it rolls back): the statement that does
 -- one step of rewriting `segment`, after creating the functions it calls, fresh for it. `step` is
 -- 'count' (the rows the condition matches) or 'rows' (the segment's new rows, for COPY TO STDOUT).
@@ -260,10 +281,7 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: segment % is %, not committed', segment, coalesce(s.state, 'missing')
       USING ERRCODE = 'serialization_failure';
   END IF;
-  IF NOT has_table_privilege(requested_by, s.segment_table, 'SELECT') THEN
-    RAISE EXCEPTION 'pg-offload: role % may not read segment table %', requested_by, s.segment_table
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
+  PERFORM offload.check_rewrite_privileges(s.table_id, requested_by, params);
   args := offload.row_arguments(s.table_id);
   PERFORM offload.create_as_user(requested_by, s.table_id, settings, cond,
                                  coalesce(params ->> 'condition', 'true'), 'boolean');
@@ -298,7 +316,10 @@ BEGIN
   END IF;
   EXECUTE format('CREATE FUNCTION pg_temp.%I() RETURNS %s LANGUAGE sql SECURITY DEFINER %s AS %L',
                  wrapper, returns, offload.pinned_settings(), body);
-  EXECUTE format('ALTER FUNCTION pg_temp.%I() OWNER TO %I', wrapper, requested_by);
+  -- The segment is read as the table's owner: a domain's CHECK on a column is the owner's code,
+  -- and runs with the owner's rights whoever asked (the asker's expressions run as the asker).
+  EXECUTE format('ALTER FUNCTION pg_temp.%I() OWNER TO %s', wrapper,
+                 (SELECT relowner::regrole FROM pg_class WHERE oid = s.table_id));
   RETURN CASE WHEN step = 'count' THEN format('SELECT pg_temp.%I() AS count', wrapper)
               ELSE format('COPY (SELECT * FROM pg_temp.%I()) TO STDOUT', wrapper) END;
 END $$;

@@ -152,6 +152,39 @@ describe("privileges", () => {
     });
   });
 
+  it("an offload_admin member rewrites another's table with PostgreSQL's privileges for the same DML, reading it as its owner", async () => {
+    const table = `${alice}.events`;
+    await db.pool.query(
+      `UPDATE ONLY ${table} SET created_at = created_at - interval '100 days' WHERE id <= 1000`,
+    );
+    await offloadNow(db.pool, table);
+    // Without DELETE on the table, as a DELETE would need: refused at the call.
+    expect(await errorAs(carol, `SELECT offload.delete_cold('${table}', 'id = 1')`)).toMatchObject({
+      code: "42501",
+      message: expect.stringContaining("needs SELECT and DELETE"),
+    });
+    // Granted: the job runs, the condition as carol, the segment read as alice (who owns it,
+    // and whom a domain's CHECK on a column belongs to).
+    await as(alice, `GRANT SELECT, DELETE ON ${table} TO ${carol}`);
+    await as(
+      alice,
+      `CREATE FUNCTION ${alice}.reader() RETURNS boolean LANGUAGE sql AS $$ SELECT current_user = '${alice}' $$;
+       CREATE DOMAIN ${alice}.read_by_owner AS text CHECK (${alice}.reader());
+       ALTER TABLE ${table} ADD COLUMN d ${alice}.read_by_owner`,
+    );
+    const condition = `id = 1 AND current_user = '${carol}'`;
+    const { rows } = await as(carol, `SELECT offload.delete_cold($1, $2) AS id`, [
+      table,
+      condition,
+    ]);
+    expect(await waitForJob(db.pool, Number(rows[0].id))).toMatchObject({
+      state: "succeeded",
+      rows_done: "1",
+    });
+    const left = await db.pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE id = 1`);
+    expect(left.rows[0].n).toBe(0);
+  });
+
   it("every SECURITY DEFINER function, and every other one, pins its search_path", async () => {
     const { rows } = await db.pool.query(
       `SELECT p.oid::regprocedure::text AS f, p.prosecdef AS definer
