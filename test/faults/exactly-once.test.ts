@@ -19,7 +19,8 @@ import { waitUntil } from "../support/wait.ts";
 // received the same change once, with plain SQL (update_cold's `v = v + 1` shows a segment
 // changed twice), and every segment's epoch must have advanced once per rewrite that swapped it.
 // rewrite_cold (every segment rewritten, no row changed) and the offload of a range-partitioned
-// table (whole partitions replaced by foreign ones) get the faults around their 2nd commit or swap. load_back and truncate run in the user's session: killed and timed out, they
+// table (whole partitions replaced by foreign ones) get the faults around their 2nd commit or swap;
+// the offload and update_cold kills that leave objects behind are run on the S3 store too. load_back and truncate run in the user's session: killed and timed out, they
 // must change nothing, and a retry must change the table exactly once. Garbage collection is
 // killed mid-way and must never remove an object a committed segment references.
 
@@ -484,29 +485,34 @@ async function expectChangedOnce(kind: JobKind, id: number, table: string, contr
   if (kind.partitioned) await expectPartitionsWhole(table);
 }
 
+/** The bridge killed at the point while doing the job; then a fresh bridge finishes it. */
+async function killedThenFinished(kind: JobKind, { point: spec, doneAtKill }: KillPoint) {
+  const { table, control } = caseTables.get(tableName(kind.name, spec))!;
+  // Two chunks into the 2nd segment: a rewritten 1st segment may hold a chunk fewer or more.
+  const point = spec.replace("@chunk-in-2nd", `@${firstSegmentChunks + 2}`);
+  await kind.applyToControl(control, table);
+
+  const doomed = spawnTracked({ ...env, PGOFFLOAD_FAILPOINT: point });
+  const id = await kind.start(table);
+  await expectKilledAt(doomed, point);
+  tally.runs++;
+  const atKill = kind.done(await segmentCounts(table));
+  expect(atKill).toBe(doneAtKill === "all" ? 4 : doneAtKill);
+
+  await withBridge(async () => {
+    await expectSucceeded(id);
+    await expectChangedOnce(kind, id, table, control);
+  });
+  return { table, control };
+}
+
 describe.each(KINDS.map((matrix) => ({ name: matrix.kind.name, ...matrix })))(
   "a $name job",
   ({ kind, kills, timeouts, stalled }) => {
     it.each(kills)(
       "killed at $point, then finished by another bridge: the control's change, exactly once",
-      async ({ point: spec, doneAtKill }) => {
-        const { table, control } = caseTables.get(tableName(kind.name, spec))!;
-        // Two chunks into the 2nd segment: a rewritten 1st segment may hold a chunk fewer or more.
-        const point = spec.replace("@chunk-in-2nd", `@${firstSegmentChunks + 2}`);
-        await kind.applyToControl(control, table);
-
-        const doomed = spawnTracked({ ...env, PGOFFLOAD_FAILPOINT: point });
-        const id = await kind.start(table);
-        await expectKilledAt(doomed, point);
-        tally.runs++;
-        const atKill = kind.done(await segmentCounts(table));
-        expect(atKill).toBe(doneAtKill === "all" ? 4 : doneAtKill);
-
-        await withBridge(async () => {
-          await expectSucceeded(id);
-          await expectChangedOnce(kind, id, table, control);
-        });
-        finished.push({ table, control });
+      async (kill) => {
+        finished.push(await killedThenFinished(kind, kill));
       },
     );
 
@@ -810,4 +816,75 @@ describe("garbage collection", () => {
       for (const { table, control } of finished) await expectEqualsControl(table, control);
     });
   });
+});
+
+// ----- the same kills on the S3 store -----
+
+// Where a kill leaves the most behind in the store: objects of an uncommitted segment or epoch,
+// a segment or epoch stored but not committed or swapped, one committed whose progress is not.
+const S3_KILLS: [JobKind, KillPoint[]][] = [
+  [OFFLOAD, OFFLOAD_KILLS.filter((k) => /chunk-upload|commit/.test(k.point))],
+  [UPDATE_COLD, REWRITE_KILLS.filter((k) => /chunk-upload|swap/.test(k.point))],
+];
+
+// Runs last, in a database of its own (a bridge serves and collects one store, and garbage
+// collection above checks the local store): db, store and env point there meanwhile, so that
+// the cases above run unchanged against S3 (s3rver, started by the global setup).
+describe("on the S3 store", () => {
+  let local: { db: TestDatabase; store: typeof store; env: typeof env } | undefined;
+
+  beforeAll(async () => {
+    local = { db, store, env };
+    db = await createTestDatabase("exactly-once-s3");
+    store = await testStoreConfig("s3");
+    if (store.config.kind !== "s3") throw new Error("unreachable");
+    env = {
+      ...local.env,
+      PGOFFLOAD_DATABASE_URL: db.url,
+      PGOFFLOAD_STORE: "s3",
+      PGOFFLOAD_S3_BUCKET: store.config.bucket,
+      PGOFFLOAD_S3_PREFIX: store.config.prefix ?? "exactly-once",
+      PGOFFLOAD_S3_ENDPOINT: store.config.endpoint ?? "",
+      PGOFFLOAD_S3_FORCE_PATH_STYLE: "true",
+    };
+    await db.pool.query(POLICY);
+    const toOffload: string[] = [];
+    for (const [kind, kills] of S3_KILLS) {
+      for (const { point } of kills) {
+        const name = tableName(`s3_${kind.name}`, point);
+        caseTables.set(name, await createTable(name));
+        if (kind.offloadedFirst) toOffload.push(name);
+      }
+    }
+    await withBridge(async () => {
+      const jobs = [];
+      for (const name of toOffload) jobs.push(await OFFLOAD.start(name));
+      for (const id of jobs) await expectSucceeded(id);
+    });
+  });
+
+  afterAll(async () => {
+    if (!local) return;
+    await db.drop();
+    await store.cleanup();
+    ({ db, store, env } = local);
+  });
+
+  describe.each(S3_KILLS.map(([kind, kills]) => ({ name: kind.name, kind, kills })))(
+    "a $name job",
+    ({ kind, kills }) => {
+      it.each(kills)(
+        "killed at $point, then finished by another bridge: the control's change, exactly once",
+        async (kill) => {
+          const { table } = await killedThenFinished({ ...kind, name: `s3_${kind.name}` }, kill);
+          const { rows } = await db.pool.query(
+            `SELECT DISTINCT store FROM offload.segments
+              WHERE table_id = $1::regclass AND state = 'committed'`,
+            [table],
+          );
+          expect(rows.map((r) => r.store)).toEqual([expect.stringMatching(/^s3:\/\//)]);
+        },
+      );
+    },
+  );
 });
