@@ -17,7 +17,10 @@ import { waitUntil } from "../support/wait.ts";
 // and last segment made to hit its lock timeout; the bridge stalled past its lease while another
 // takes the job over. Then the job is finished, and the table must equal a control table that
 // received the same change once, with plain SQL (update_cold's `v = v + 1` shows a segment
-// changed twice). load_back and truncate run in the user's session: killed and timed out, they
+// changed twice), and every segment's epoch must have advanced once per rewrite that swapped it.
+// rewrite_cold (every segment rewritten, no row changed) and the offload of a range-partitioned
+// table (whole partitions replaced by foreign ones) get the faults around their 2nd commit or swap;
+// the offload and update_cold kills that leave objects behind are run on the S3 store too. load_back and truncate run in the user's session: killed and timed out, they
 // must change nothing, and a retry must change the table exactly once. Garbage collection is
 // killed mid-way and must never remove an object a committed segment references.
 
@@ -96,6 +99,93 @@ async function createTable(name: string): Promise<{ table: string; control: stri
     CREATE TABLE ${name}_control AS TABLE ${name};
     SELECT offload.attach_policy('${name}', 'hourly_rows');`);
   return { table: name, control: `${name}_control` };
+}
+
+// The same rows in a table partitioned by range on created_at: 4 partitions of 55 days, every one
+// older than 30 days (the policy's cutoff), go cold whole; the 5th holds the last month and more.
+// No primary key: PostgreSQL cannot attach a foreign partition under a unique index.
+const COLD_PARTITIONS = 4;
+
+/** Like createTable, range-partitioned: its control is a plain table. */
+async function createPartitionedTable(name: string): Promise<{ table: string; control: string }> {
+  await db.pool.query(`
+    CREATE TABLE ${name} (id bigint NOT NULL, created_at timestamptz NOT NULL, v int NOT NULL, note text)
+      PARTITION BY RANGE (created_at);
+    DO $$
+    DECLARE
+      base timestamptz := date_trunc('day', now() - interval '251 days');
+    BEGIN
+      FOR k IN 0..${COLD_PARTITIONS} LOOP
+        EXECUTE format('CREATE TABLE %I PARTITION OF ${name} FOR VALUES FROM (%L) TO (%L)',
+          '${name}_p' || k, base + k * interval '55 days',
+          base + CASE WHEN k < ${COLD_PARTITIONS} THEN (k + 1) * interval '55 days' ELSE interval '400 days' END);
+      END LOOP;
+    END $$;
+    INSERT INTO ${name}
+    SELECT i, now() - (${ROWS} - i) * interval '1 hour', i % 10, md5(i::text)
+      FROM generate_series(1, ${ROWS}) AS i;
+    ANALYZE ${name};
+    CREATE TABLE ${name}_control AS TABLE ${name};
+    SELECT offload.attach_policy('${name}', 'hourly_rows');`);
+  return { table: name, control: `${name}_control` };
+}
+
+/**
+ * Every partition of the table is attached, either still a heap partition or a foreign one, and
+ * every row a partition serves lies inside its bounds (PostgreSQL routes rows into a heap
+ * partition, but a foreign one returns whatever its reader sends). With the digest equal to the
+ * control's and no id twice, each row is in the table once, in its own partition.
+ */
+async function expectPartitionsWhole(table: string): Promise<void> {
+  const { rows: parts } = await db.pool.query(
+    `SELECT c.oid::regclass::text AS name, c.relkind AS kind,
+            offload.partition_lower_bound(c.oid, 'timestamptz') AS lo,
+            offload.partition_upper_bound(c.oid, 'timestamptz') AS hi
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = $1::regclass ORDER BY lo`,
+    [table],
+  );
+  expect(parts.map((p) => p.kind)).toEqual([...Array(COLD_PARTITIONS).fill("f"), "r"]);
+  for (const part of parts) {
+    const { rows } = await db.pool.query(
+      `SELECT count(*) FILTER (WHERE NOT (created_at >= $1 AND created_at < $2))::int AS outside
+         FROM ${part.name}`,
+      [part.lo, part.hi],
+    );
+    expect(rows[0].outside, part.name).toBe(0);
+  }
+  // Neither a detached heap partition nor a foreign table left outside the table.
+  const { rows: strays } = await db.pool.query(
+    `SELECT relname FROM pg_class WHERE relname LIKE $1 AND relkind IN ('r', 'f')
+        AND NOT relispartition`,
+    [`${table}\\_p%`],
+  );
+  expect(strays).toEqual([]);
+}
+
+/**
+ * Each segment's epoch advanced once per rewrite that swapped it: 1 from its offload, plus one
+ * offload.rewritten_segments row per rewrite job, and this job's rows are one per segment when it
+ * rewrites them all (none for an offload).
+ */
+async function expectEpochsAdvancedOnce(
+  table: string,
+  jobId: number,
+  kind: JobKind,
+): Promise<void> {
+  const { rows } = await db.pool.query(
+    `SELECT s.id, s.epoch,
+            (SELECT count(*)::int FROM offload.rewritten_segments r WHERE r.segment_id = s.id) AS swaps,
+            (SELECT count(*)::int FROM offload.rewritten_segments r
+              WHERE r.segment_id = s.id AND r.job_id = $2 AND r.epoch = s.epoch) AS by_job
+       FROM offload.segments s WHERE s.table_id = $1::regclass AND s.state = 'committed'`,
+    [table, jobId],
+  );
+  expect(rows.length).toBe(4);
+  for (const segment of rows) {
+    expect(segment.epoch, `segment ${segment.id}`).toBe(1 + segment.swaps);
+    expect(segment.by_job, `segment ${segment.id}`).toBe(kind.offloadedFirst ? 1 : 0);
+  }
 }
 
 /** Segments of the table committed, and of those how many a rewrite has swapped to a new epoch. */
@@ -198,6 +288,8 @@ interface JobKind {
   /** Where a bridge stalls past its lease while another takes its job over. */
   stallPoint: string;
   offloadedFirst: boolean;
+  /** The table is range-partitioned (whole partitions go cold), not plain. */
+  partitioned?: boolean;
 }
 
 async function jobId(sql: string, params: unknown[]): Promise<number> {
@@ -245,6 +337,21 @@ const UPDATE_COLD: JobKind = {
   },
 };
 
+// Every segment rewritten, no row changed: the control is the unchanged table.
+const REWRITE_COLD: JobKind = {
+  ...DELETE_COLD,
+  name: "rewrite_cold",
+  start: (table) => jobId("SELECT offload.rewrite_cold($1) AS id", [table]),
+  applyToControl: async () => {},
+};
+
+// The commit detaches the heap partition and attaches a foreign table with its bounds.
+const PARTITIONED_OFFLOAD: JobKind = {
+  ...OFFLOAD,
+  name: "partitioned offload",
+  partitioned: true,
+};
+
 interface KillPoint {
   /** The failpoint; `@chunk-in-2nd` is replaced by a hit count inside the 2nd segment. */
   point: string;
@@ -274,10 +381,37 @@ const REWRITE_KILLS: KillPoint[] = [
 // The commit or swap of the 1st, the 2nd and the last segment times out.
 const TIMED_OUT_SEGMENTS = [1, 2, 4];
 
-const KINDS: [JobKind, KillPoint[]][] = [
-  [OFFLOAD, OFFLOAD_KILLS],
-  [DELETE_COLD, REWRITE_KILLS],
-  [UPDATE_COLD, REWRITE_KILLS],
+interface Matrix {
+  kind: JobKind;
+  kills: KillPoint[];
+  /** Segments whose commit or swap times out. */
+  timeouts: number[];
+  stalled: boolean;
+}
+
+const KINDS: Matrix[] = [
+  { kind: OFFLOAD, kills: OFFLOAD_KILLS, timeouts: TIMED_OUT_SEGMENTS, stalled: true },
+  { kind: DELETE_COLD, kills: REWRITE_KILLS, timeouts: TIMED_OUT_SEGMENTS, stalled: true },
+  { kind: UPDATE_COLD, kills: REWRITE_KILLS, timeouts: TIMED_OUT_SEGMENTS, stalled: true },
+  // The shapes the cases above do not cover, around their 2nd commit or swap.
+  {
+    kind: REWRITE_COLD,
+    kills: [
+      { point: "before-swap@2", doneAtKill: 1 },
+      { point: "after-swap@1", doneAtKill: 1 },
+    ],
+    timeouts: [2],
+    stalled: false,
+  },
+  {
+    kind: PARTITIONED_OFFLOAD,
+    kills: [
+      { point: "before-commit@2", doneAtKill: 1 },
+      { point: "after-commit@1", doneAtKill: 1 },
+    ],
+    timeouts: [2],
+    stalled: false,
+  },
 ];
 
 // Tables are made (and offloaded, for rewrites) up front, in one go: name -> table and control.
@@ -304,11 +438,16 @@ beforeAll(async () => {
 
   const toOffload = ["reference"];
   caseTables.set("reference", await createTable("reference"));
-  for (const [kind, kills] of KINDS) {
-    const timeouts = TIMED_OUT_SEGMENTS.map((n) => `lock-timeout@${n}`);
-    for (const fault of [...kills.map((k) => k.point), ...timeouts, "stalled"]) {
+  for (const { kind, kills, timeouts, stalled } of KINDS) {
+    const faults = [
+      ...kills.map((k) => k.point),
+      ...timeouts.map((n) => `lock-timeout@${n}`),
+      ...(stalled ? ["stalled"] : []),
+    ];
+    for (const fault of faults) {
       const name = tableName(kind.name, fault);
-      caseTables.set(name, await createTable(name));
+      const create = kind.partitioned ? createPartitionedTable : createTable;
+      caseTables.set(name, await create(name));
       if (kind.offloadedFirst) toOffload.push(name);
     }
   }
@@ -339,33 +478,45 @@ afterAll(async () => {
   if (resumeDir) await rm(resumeDir, { recursive: true, force: true });
 });
 
-describe.each(KINDS.map(([kind, kills]) => ({ name: kind.name, kind, kills })))(
+/** What every case checks once its job has finished. */
+async function expectChangedOnce(kind: JobKind, id: number, table: string, control: string) {
+  await expectEqualsControl(table, control);
+  await expectEpochsAdvancedOnce(table, id, kind);
+  if (kind.partitioned) await expectPartitionsWhole(table);
+}
+
+/** The bridge killed at the point while doing the job; then a fresh bridge finishes it. */
+async function killedThenFinished(kind: JobKind, { point: spec, doneAtKill }: KillPoint) {
+  const { table, control } = caseTables.get(tableName(kind.name, spec))!;
+  // Two chunks into the 2nd segment: a rewritten 1st segment may hold a chunk fewer or more.
+  const point = spec.replace("@chunk-in-2nd", `@${firstSegmentChunks + 2}`);
+  await kind.applyToControl(control, table);
+
+  const doomed = spawnTracked({ ...env, PGOFFLOAD_FAILPOINT: point });
+  const id = await kind.start(table);
+  await expectKilledAt(doomed, point);
+  tally.runs++;
+  const atKill = kind.done(await segmentCounts(table));
+  expect(atKill).toBe(doneAtKill === "all" ? 4 : doneAtKill);
+
+  await withBridge(async () => {
+    await expectSucceeded(id);
+    await expectChangedOnce(kind, id, table, control);
+  });
+  return { table, control };
+}
+
+describe.each(KINDS.map((matrix) => ({ name: matrix.kind.name, ...matrix })))(
   "a $name job",
-  ({ kind, kills }) => {
+  ({ kind, kills, timeouts, stalled }) => {
     it.each(kills)(
       "killed at $point, then finished by another bridge: the control's change, exactly once",
-      async ({ point: spec, doneAtKill }) => {
-        const { table, control } = caseTables.get(tableName(kind.name, spec))!;
-        // Two chunks into the 2nd segment: a rewritten 1st segment may hold a chunk fewer or more.
-        const point = spec.replace("@chunk-in-2nd", `@${firstSegmentChunks + 2}`);
-        await kind.applyToControl(control, table);
-
-        const doomed = spawnTracked({ ...env, PGOFFLOAD_FAILPOINT: point });
-        const id = await kind.start(table);
-        await expectKilledAt(doomed, point);
-        tally.runs++;
-        const atKill = kind.done(await segmentCounts(table));
-        expect(atKill).toBe(doneAtKill === "all" ? 4 : doneAtKill);
-
-        await withBridge(async () => {
-          await expectSucceeded(id);
-          await expectEqualsControl(table, control);
-        });
-        finished.push({ table, control });
+      async (kill) => {
+        finished.push(await killedThenFinished(kind, kill));
       },
     );
 
-    it.each(TIMED_OUT_SEGMENTS)(
+    it.each(timeouts)(
       "whose commit or swap of segment %i hits its lock timeout: retried, the change lands once",
       async (n) => {
         const { table, control } = caseTables.get(tableName(kind.name, `lock-timeout@${n}`))!;
@@ -390,7 +541,7 @@ describe.each(KINDS.map(([kind, kills]) => ({ name: kind.name, kind, kills })))(
             await release();
           }
           await expectSucceeded(id);
-          await expectEqualsControl(table, control);
+          await expectChangedOnce(kind, id, table, control);
           finished.push({ table, control });
         } finally {
           await stop();
@@ -398,41 +549,42 @@ describe.each(KINDS.map(([kind, kills]) => ({ name: kind.name, kind, kills })))(
       },
     );
 
-    it("stalled past its lease while another bridge does the job, then resumed: the change lands once", async () => {
-      const { table, control } = caseTables.get(tableName(kind.name, "stalled"))!;
-      await kind.applyToControl(control, table);
-      const { bridge: stalled, resume, stop } = pausingBridge(kind.stallPoint);
-      let other: RunningBridge | undefined;
-      try {
-        const id = await kind.start(table);
-        await reached(stalled, `failpoint ${kind.stallPoint}:pause reached`);
-        const stalledWorker = await lockedBy(id);
-        other = await startTestBridge(db.url, store.config, { overrides: SURVIVOR });
-        // Resumed once the other bridge has taken the job over: both now work on it. (Left
-        // paused, the stalled offload's open transaction would make the other's commits wait,
-        // and reads the other sends to the stalled bridge's endpoint would wait for it too.)
-        await waitUntil(async () => (await lockedBy(id)) !== stalledWorker);
-        await resume();
-        await expectSucceeded(id);
-        // The stalled bridge goes on from where it stopped, with what it had read before.
-        // Its attempt ends, however (a conflict, a failure, taken over, done): any "job ..." line.
-        await waitUntil(
-          async () => /resumed[^]*"message":"job (?!started)/.test(stalled.output()),
-          {
-            timeoutMs: 30_000,
-            context: stalled.output,
-          },
-        );
-        tally.runs++;
-        expect((await waitForJob(db.pool, id)).state).toBe("succeeded");
-        await expectEqualsControl(table, control);
-        finished.push({ table, control });
-      } finally {
-        // The stalled one first: the other's reads may be waiting on its endpoint.
-        await stop();
-        await other?.stop();
-      }
-    });
+    if (stalled)
+      it("stalled past its lease while another bridge does the job, then resumed: the change lands once", async () => {
+        const { table, control } = caseTables.get(tableName(kind.name, "stalled"))!;
+        await kind.applyToControl(control, table);
+        const { bridge: stalled, resume, stop } = pausingBridge(kind.stallPoint);
+        let other: RunningBridge | undefined;
+        try {
+          const id = await kind.start(table);
+          await reached(stalled, `failpoint ${kind.stallPoint}:pause reached`);
+          const stalledWorker = await lockedBy(id);
+          other = await startTestBridge(db.url, store.config, { overrides: SURVIVOR });
+          // Resumed once the other bridge has taken the job over: both now work on it. (Left
+          // paused, the stalled offload's open transaction would make the other's commits wait,
+          // and reads the other sends to the stalled bridge's endpoint would wait for it too.)
+          await waitUntil(async () => (await lockedBy(id)) !== stalledWorker);
+          await resume();
+          await expectSucceeded(id);
+          // The stalled bridge goes on from where it stopped, with what it had read before.
+          // Its attempt ends, however (a conflict, a failure, taken over, done): any "job ..." line.
+          await waitUntil(
+            async () => /resumed[^]*"message":"job (?!started)/.test(stalled.output()),
+            {
+              timeoutMs: 30_000,
+              context: stalled.output,
+            },
+          );
+          tally.runs++;
+          expect((await waitForJob(db.pool, id)).state).toBe("succeeded");
+          await expectChangedOnce(kind, id, table, control);
+          finished.push({ table, control });
+        } finally {
+          // The stalled one first: the other's reads may be waiting on its endpoint.
+          await stop();
+          await other?.stop();
+        }
+      });
   },
 );
 
@@ -664,4 +816,75 @@ describe("garbage collection", () => {
       for (const { table, control } of finished) await expectEqualsControl(table, control);
     });
   });
+});
+
+// ----- the same kills on the S3 store -----
+
+// Where a kill leaves the most behind in the store: objects of an uncommitted segment or epoch,
+// a segment or epoch stored but not committed or swapped, one committed whose progress is not.
+const S3_KILLS: [JobKind, KillPoint[]][] = [
+  [OFFLOAD, OFFLOAD_KILLS.filter((k) => /chunk-upload|commit/.test(k.point))],
+  [UPDATE_COLD, REWRITE_KILLS.filter((k) => /chunk-upload|swap/.test(k.point))],
+];
+
+// Runs last, in a database of its own (a bridge serves and collects one store, and garbage
+// collection above checks the local store): db, store and env point there meanwhile, so that
+// the cases above run unchanged against S3 (s3rver, started by the global setup).
+describe("on the S3 store", () => {
+  let local: { db: TestDatabase; store: typeof store; env: typeof env } | undefined;
+
+  beforeAll(async () => {
+    local = { db, store, env };
+    db = await createTestDatabase("exactly-once-s3");
+    store = await testStoreConfig("s3");
+    if (store.config.kind !== "s3") throw new Error("unreachable");
+    env = {
+      ...local.env,
+      PGOFFLOAD_DATABASE_URL: db.url,
+      PGOFFLOAD_STORE: "s3",
+      PGOFFLOAD_S3_BUCKET: store.config.bucket,
+      PGOFFLOAD_S3_PREFIX: store.config.prefix ?? "exactly-once",
+      PGOFFLOAD_S3_ENDPOINT: store.config.endpoint ?? "",
+      PGOFFLOAD_S3_FORCE_PATH_STYLE: "true",
+    };
+    await db.pool.query(POLICY);
+    const toOffload: string[] = [];
+    for (const [kind, kills] of S3_KILLS) {
+      for (const { point } of kills) {
+        const name = tableName(`s3_${kind.name}`, point);
+        caseTables.set(name, await createTable(name));
+        if (kind.offloadedFirst) toOffload.push(name);
+      }
+    }
+    await withBridge(async () => {
+      const jobs = [];
+      for (const name of toOffload) jobs.push(await OFFLOAD.start(name));
+      for (const id of jobs) await expectSucceeded(id);
+    });
+  });
+
+  afterAll(async () => {
+    if (!local) return;
+    await db.drop();
+    await store.cleanup();
+    ({ db, store, env } = local);
+  });
+
+  describe.each(S3_KILLS.map(([kind, kills]) => ({ name: kind.name, kind, kills })))(
+    "a $name job",
+    ({ kind, kills }) => {
+      it.each(kills)(
+        "killed at $point, then finished by another bridge: the control's change, exactly once",
+        async (kill) => {
+          const { table } = await killedThenFinished({ ...kind, name: `s3_${kind.name}` }, kill);
+          const { rows } = await db.pool.query(
+            `SELECT DISTINCT store FROM offload.segments
+              WHERE table_id = $1::regclass AND state = 'committed'`,
+            [table],
+          );
+          expect(rows.map((r) => r.store)).toEqual([expect.stringMatching(/^s3:\/\//)]);
+        },
+      );
+    },
+  );
 });
