@@ -181,7 +181,9 @@ async function expectEpochsAdvancedOnce(
        FROM offload.segments s WHERE s.table_id = $1::regclass AND s.state = 'committed'`,
     [table, jobId],
   );
-  expect(rows.length).toBe(4);
+  // How many segments an offload cut depends on where a retry re-planned (a killed offload plans
+  // the rest again): at least the 4 of a clean run, and each swapped once per rewrite.
+  expect(rows.length).toBeGreaterThanOrEqual(4);
   for (const segment of rows) {
     expect(segment.epoch, `segment ${segment.id}`).toBe(1 + segment.swaps);
     expect(segment.by_job, `segment ${segment.id}`).toBe(kind.offloadedFirst ? 1 : 0);
