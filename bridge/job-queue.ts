@@ -20,6 +20,8 @@ export interface RewriteParams {
   delete: boolean;
   condition: string;
   assignments?: Record<string, string>;
+  /** The asker's search_path, DateStyle, TimeZone and IntervalStyle when the job was queued. */
+  settings?: Record<string, string>;
 }
 
 /**
