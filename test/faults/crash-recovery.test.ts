@@ -216,10 +216,19 @@ describe("the bridge killed in the middle of a load_back and of a rewrite", () =
       expect((await doomed.exited).signal, doomed.output()).toBe("SIGKILL");
       tally.kills++;
 
+      // The survivor serves the reads of the digest below but must not take the job over yet:
+      // a claim skips a job row locked by another transaction.
+      const hold = await db.pool.connect();
+      await hold.query("BEGIN");
+      await hold.query("SELECT FROM offload.jobs WHERE id = $1 FOR UPDATE", [jobId]);
+      const release = once(async () => {
+        await hold.query("COMMIT");
+        hold.release();
+      });
       const survivor = spawnBridge(env);
       try {
         await waitUntil(async () => survivor.output().includes("bridge started"));
-        const mid = await countedDigest(db.pool, "events");
+        const mid = await countedDigest(db.pool, "events").finally(release);
         // Segments already swapped are rewritten, the others not yet: never a half-rewritten one.
         expect([before, expected].includes(mid) || point === "before-swap@2").toBe(true);
         await waitUntil(async () => {
@@ -231,11 +240,18 @@ describe("the bridge killed in the middle of a load_back and of a rewrite", () =
         expect(await countedDigest(db.pool, "events")).toBe(expected);
         expect(await duplicatedIds(db.pool, "events")).toBe(0);
       } finally {
+        await release();
         await survivor.kill("SIGTERM");
       }
     },
   );
 });
+
+/** A function that does its work the first time it is called, and nothing after. */
+function once(work: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= work());
+}
 
 async function tableDigestWithBridge(
   env: Record<string, string>,
