@@ -18,21 +18,38 @@ declare module "vitest" {
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const server = await startLocalPostgres();
-  const s3 = await startS3Server();
-  const admin = new pg.Client({ connectionString: server.url() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${TEMPLATE_DATABASE}`);
-  await admin.end();
-  const template = new pg.Client({ connectionString: server.url(TEMPLATE_DATABASE) });
-  await template.connect();
-  await installSchema(template);
-  await template.end();
+  const s3 = await startS3Server().catch(async (error: unknown) => {
+    await server.stop();
+    throw error;
+  });
+  const stopAll = async () => {
+    await s3.stop();
+    await server.stop();
+  };
+  try {
+    await createTemplate(server.url(), server.url(TEMPLATE_DATABASE));
+  } catch (error) {
+    // A migration that fails to install ends the run: without this its servers outlived it.
+    await stopAll();
+    throw error;
+  }
 
   const { host, port, user, binDir, dataDir } = server;
   project.provide("postgres", { host, port, user, binDir, dataDir });
   project.provide("s3", { endpoint: s3.endpoint, bucket: s3.bucket });
-  return async () => {
-    await s3.stop();
-    await server.stop();
-  };
+  return stopAll;
+}
+
+async function createTemplate(serverUrl: string, templateUrl: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${TEMPLATE_DATABASE}`);
+  await admin.end();
+  const template = new pg.Client({ connectionString: templateUrl });
+  await template.connect();
+  try {
+    await installSchema(template);
+  } finally {
+    await template.end();
+  }
 }
