@@ -5,31 +5,12 @@ export function toError(thrown: unknown): Error {
   return thrown instanceof Error ? thrown : new Error(describeValue(thrown));
 }
 
-// SQLSTATEs after which the same work, tried again, can succeed.
-const RETRYABLE_SQLSTATES = new Set([
-  "40001", // serialization_failure: a copied row changed before the commit
-  "40P01", // deadlock_detected
-  "55P03", // lock_not_available
-  "57P01", // admin_shutdown
-  "57P02", // crash_shutdown
-  "57P03", // cannot_connect_now
-  "53300", // too_many_connections
-  "08000",
-  "08003",
-  "08006", // connection exceptions
-]);
-
 // Errors about the table or the request itself: retrying cannot help until a person acts.
 const PERMANENT_SQLSTATE_CLASSES = new Set(["42", "0A", "22"]);
 
 export function sqlState(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-export function isRetryablePgError(error: unknown): boolean {
-  const code = sqlState(error);
-  return code !== undefined && RETRYABLE_SQLSTATES.has(code);
 }
 
 const CONNECTION_LOSS_STATES = new Set(["57P01", "57P02", "57P03", "08000", "08003", "08006"]);
