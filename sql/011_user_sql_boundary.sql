@@ -274,7 +274,7 @@ DECLARE
   col record;
   select_list text := '';
   body text;
-  returns text;
+  returns text := CASE WHEN step = 'count' THEN 'bigint' END;
 BEGIN
   SELECT * INTO s FROM offload.segments WHERE id = segment;
   IF s.state IS DISTINCT FROM 'committed' THEN
@@ -283,16 +283,16 @@ BEGIN
   END IF;
   PERFORM offload.check_rewrite_privileges(s.table_id, requested_by, params);
   args := offload.row_arguments(s.table_id);
+  -- The new rows have the table's own row type.
+  returns := coalesce(returns, format('SETOF %s', (SELECT reltype::regtype FROM pg_class WHERE oid = s.table_id)));
   PERFORM offload.create_as_user(requested_by, s.table_id, settings, cond,
                                  coalesce(params ->> 'condition', 'true'), 'boolean');
   IF step = 'count' THEN
-    returns := 'bigint';
     body := format('SELECT count(*) FROM ONLY %s AS s WHERE pg_temp.%I(%s) IS TRUE',
                    s.segment_table, cond, args);
   ELSIF is_delete THEN
-    returns := format('SETOF %s', (SELECT reltype::regtype FROM pg_class WHERE oid = s.table_id));
     body := format('SELECT %s FROM ONLY %s AS s WHERE pg_temp.%I(%s) IS NOT TRUE',
-                   offload.row_arguments(s.table_id), s.segment_table, cond, args);
+                   args, s.segment_table, cond, args);
   ELSE
     IF assignments <> '{}' THEN
       PERFORM offload.check_assignment_columns(s.table_id, assignments);
@@ -310,7 +310,6 @@ BEGIN
         select_list := select_list || format(', s.%I', col.attname);
       END IF;
     END LOOP;
-    returns := format('SETOF %s', (SELECT reltype::regtype FROM pg_class WHERE oid = s.table_id));
     body := format('SELECT %s FROM ONLY %s AS s CROSS JOIN LATERAL (SELECT pg_temp.%I(%s) IS TRUE) AS m(hit)',
                    substr(select_list, 3), s.segment_table, cond, args);
   END IF;
