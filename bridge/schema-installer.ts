@@ -1,10 +1,30 @@
 import { readdir, readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 
-const MIGRATIONS_DIR = fileURLToPath(new URL("../sql/", import.meta.url));
+const MIGRATIONS_DIR = new URL("../sql/migrations/", import.meta.url);
+const FUNCTIONS_DIR = new URL("../sql/functions/", import.meta.url);
 // Any fixed number works; it only has to be the same for every installer of this schema.
 const INSTALL_LOCK_KEY = 7_318_204_551;
+
+/**
+ * The files of sql/functions/, in the order they are applied: a file may use what an earlier one
+ * defines (a SQL function whose body is `RETURN ...` needs the functions it calls; a row security
+ * policy needs its function).
+ */
+export const FUNCTION_FILES = [
+  "installer",
+  "privileges",
+  "policies",
+  "jobs",
+  "offload",
+  "reads",
+  "status",
+  "lifecycle",
+  "rewrites",
+  "schema_changes",
+  "verify",
+  "gc",
+] as const;
 
 export interface Migration {
   version: number;
@@ -12,60 +32,145 @@ export interface Migration {
   sql: string;
 }
 
-export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
-  const files = (await readdir(dir)).filter((f) => /^\d{3}_[\w-]+\.sql$/.test(f)).sort();
+export async function loadMigrations(): Promise<Migration[]> {
+  const files = (await readdir(MIGRATIONS_DIR))
+    .filter((f) => /^\d{3}_[\w-]+\.sql$/.test(f))
+    .sort();
   return Promise.all(
     files.map(async (file) => ({
       version: Number(file.slice(0, 3)),
       name: file.replace(/\.sql$/, ""),
-      sql: await readFile(dir + file, "utf8"),
+      sql: await readFile(new URL(file, MIGRATIONS_DIR), "utf8"),
     })),
   );
 }
 
-/**
- * Installs or upgrades the offload schema: applies, in order, each migration not yet recorded.
- * Each runs in its own transaction under an advisory lock, so two installers racing (two bridges
- * starting at once) apply every migration exactly once. Returns the versions it applied.
- */
-export async function installSchema(client: pg.ClientBase): Promise<number[]> {
-  const applied: number[] = [];
-  for (const migration of await loadMigrations()) {
-    if (await applyIfMissing(client, migration)) applied.push(migration.version);
-  }
-  return applied;
+/** The release this installer brings (package.json's version). */
+export async function installerRelease(): Promise<string> {
+  const manifest = await readFile(new URL("../package.json", import.meta.url), "utf8");
+  return (JSON.parse(manifest) as { version: string }).version;
 }
 
-async function applyIfMissing(client: pg.ClientBase, migration: Migration): Promise<boolean> {
+/**
+ * Installs or upgrades the offload schema, in one transaction under an advisory lock (two
+ * installers racing, such as two bridges starting at once, take turns): the migrations the
+ * database has not had, then every function definition of sql/functions/. Refuses a database
+ * that a newer release installed, before changing anything. Returns the migrations it applied.
+ */
+export async function installSchema(client: pg.ClientBase): Promise<number[]> {
+  const [migrations, release] = await Promise.all([loadMigrations(), installerRelease()]);
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock($1)", [INSTALL_LOCK_KEY]);
-    await client.query(await readFile(MIGRATIONS_DIR + "bootstrap.sql", "utf8"));
-    const done = await client.query("SELECT 1 FROM offload.migrations WHERE version = $1", [
-      migration.version,
-    ]);
-    if (done.rowCount) {
-      await client.query("COMMIT");
-      return false;
-    }
+    await client.query(await readFile(new URL("bootstrap.sql", MIGRATIONS_DIR), "utf8"));
+    await refuseNewerSchema(client, migrations, release);
+    const applied = await applyMissingMigrations(client, migrations);
+    await applyFunctions(client, release);
+    await client.query("COMMIT");
+    return applied;
+  } catch (error) {
+    await client.query("ROLLBACK");
+    if (error instanceof SchemaTooNewError) throw error;
+    throw new SchemaInstallError(error);
+  }
+}
+
+async function refuseNewerSchema(
+  client: pg.ClientBase,
+  migrations: Migration[],
+  release: string,
+): Promise<void> {
+  const known = Math.max(...migrations.map((m) => m.version));
+  const { rows } = await client.query<{ name: string; version: number }>(
+    "SELECT name, version FROM offload.migrations ORDER BY version DESC LIMIT 1",
+  );
+  const newest = rows[0];
+  if (!newest) return;
+  if (newest.version > known) {
+    throw new SchemaTooNewError(
+      `it has migration ${newest.name}, and this installer knows migrations up to ${known}`,
+    );
+  }
+  const installed = await installedRelease(client);
+  if (installed && compareReleases(installed, release) > 0) {
+    throw new SchemaTooNewError(`release ${installed} installed it; this is ${release}`);
+  }
+}
+
+/** The release that last applied sql/functions/ (none before 0.2.0's migration 018). */
+async function installedRelease(client: pg.ClientBase): Promise<string | undefined> {
+  const table = await client.query("SELECT to_regclass('offload.schema_release') AS t");
+  if (!table.rows[0].t) return undefined;
+  const { rows } = await client.query<{ release: string }>(
+    "SELECT release FROM offload.schema_release",
+  );
+  return rows[0]?.release;
+}
+
+async function applyMissingMigrations(
+  client: pg.ClientBase,
+  migrations: Migration[],
+): Promise<number[]> {
+  const { rows } = await client.query<{ version: number }>("SELECT version FROM offload.migrations");
+  const done = new Set(rows.map((r) => r.version));
+  const applied: number[] = [];
+  for (const migration of migrations) {
+    if (done.has(migration.version)) continue;
     await client.query("INSERT INTO offload.migrations (version, name) VALUES ($1, $2)", [
       migration.version,
       migration.name,
     ]);
-    await client.query(migration.sql);
-    await client.query("COMMIT");
-    return true;
+    await runFile(client, migration.name, migration.sql);
+    applied.push(migration.version);
+  }
+  return applied;
+}
+
+async function applyFunctions(client: pg.ClientBase, release: string): Promise<void> {
+  for (const area of FUNCTION_FILES) {
+    const sql = await readFile(new URL(`${area}.sql`, FUNCTIONS_DIR), "utf8");
+    await runFile(client, `functions/${area}`, sql);
+  }
+  await client.query(
+    `INSERT INTO offload.schema_release (release) VALUES ($1)
+     ON CONFLICT (one) DO UPDATE SET release = EXCLUDED.release, installed_at = now()`,
+    [release],
+  );
+}
+
+async function runFile(client: pg.ClientBase, file: string, sql: string): Promise<void> {
+  try {
+    await client.query(sql);
   } catch (error) {
-    await client.query("ROLLBACK");
-    throw new SchemaInstallError(migration, error);
+    throw new Error(`sql/${file}.sql: ${String(error)}`, { cause: error });
+  }
+}
+
+/** Orders "major.minor.patch" releases (a prerelease suffix is ignored). */
+export function compareReleases(a: string, b: string): number {
+  const parts = (r: string) => r.split(/[-+]/)[0]!.split(".").map(Number);
+  const [pa, pb] = [parts(a), parts(b)];
+  for (let i = 0; i < 3; i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** The database was installed by a newer pg-offload: nothing was changed. */
+export class SchemaTooNewError extends Error {
+  constructor(detail: string) {
+    super(
+      `this database's offload schema is newer than this pg-offload (${detail}); ` +
+        "nothing was changed. Upgrade pg-offload to the release that installed it, or a newer one.",
+    );
+    this.name = "SchemaTooNewError";
   }
 }
 
 export class SchemaInstallError extends Error {
-  constructor(migration: Migration, cause: unknown) {
-    super(`pg-offload: installing schema migration ${migration.name} failed: ${String(cause)}`, {
-      cause,
-    });
+  constructor(cause: unknown) {
+    super(`installing the offload schema failed: ${String(cause)}`, { cause });
     this.name = "SchemaInstallError";
   }
 }

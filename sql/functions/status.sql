@@ -1,3 +1,6 @@
+-- What users look at: offload.tables (one row per table with offloaded data or a policy) and
+-- offload.describe() (one row per stored object).
+
 -- offload.tables for a partitioned table: its own pg_class row holds no rows (reltuples -1, so a
 -- NULL estimate) and no storage (pg_table_size 0), however many rows its hot partitions hold. The
 -- hot figures of a partitioned table are the sums over its leaf partitions that are heap tables
@@ -41,6 +44,22 @@ SELECT k.table_id AS table_name,
   LEFT JOIN offload.attachments a ON a.table_id = k.table_id
   LEFT JOIN offload.segments s ON s.table_id = k.table_id AND s.state = 'committed'
  GROUP BY k.table_id, a.policy_name, h.hot_rows_estimate, h.hot_bytes;
-
--- CREATE OR REPLACE VIEW resets the view's options: rows of tables one manages only (008).
+-- Rows of tables one manages only (row security of the catalog applies to the caller). CREATE OR
+-- REPLACE VIEW resets the view's options, so they are set again on every install.
 ALTER VIEW offload.tables SET (security_invoker = true);
+GRANT SELECT ON offload.tables TO PUBLIC;
+
+-- [describe from 006]
+-- Objects, one row per chunk of every epoch, like Yezzey's description of external storage.
+CREATE OR REPLACE FUNCTION offload.describe(table_name regclass)
+RETURNS TABLE (segment_id bigint, segment_table regclass, state text, epoch int, current_epoch boolean,
+               range_lo text, range_hi text, partition_name text, seq int, object_key text,
+               rows bigint, raw_bytes bigint, stored_bytes bigint, crc32c bigint, created_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT s.id, s.segment_table, s.state, c.epoch, c.epoch = s.epoch, s.range_lo, s.range_hi,
+         s.partition_name, c.seq, c.object_key, c.rows, c.raw_bytes, c.stored_bytes, c.crc32c,
+         c.created_at
+    FROM offload.segments s JOIN offload.chunks c ON c.segment_id = s.id
+   WHERE s.table_id = table_name
+   ORDER BY s.id, c.epoch, c.seq;
+$$;

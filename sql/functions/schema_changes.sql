@@ -1,33 +1,103 @@
--- Schema changes (007), corrected:
--- * what last seen of a segment table's columns is recorded after every ALTER that changes
---   anything about them (NOT NULL included), so a NOT NULL is checked once, when it is set, and
---   not again at every later ALTER;
--- * ALTERs that read offloaded rows (NOT NULL, CHECK) read them only where the bridge can serve
---   them: the bridge sees the columns as committed, so in the transaction that adds or drops
---   columns the read would fail ("missing data for column"). Conditions on columns added after
---   the offload need no read at all: every offloaded row shows the same value for them;
--- * a column added after the offload keeps a value of its type when its type changes;
--- * a default is evaluated under the settings of the session that adds the column, as
---   PostgreSQL evaluates it for the hot rows;
--- * schema and owner names are quoted once (regnamespace and regrole text is already quoted).
+-- [live_columns from 007]
+-- The live columns of a relation, in attnum order.
+CREATE OR REPLACE FUNCTION offload.live_columns(rel regclass) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(jsonb_agg(jsonb_build_object('attnum', attnum, 'name', attname,
+                                               'type', atttypid::regtype::text, 'typmod', atttypmod,
+                                               'notnull', attnotnull)
+                            ORDER BY attnum), '[]')
+    FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped;
+$$;
 
--- The transaction that last added or dropped columns of the segment table (uncommitted while it
--- is the current one: the bridge does not see those columns yet).
-ALTER TABLE offload.segments ADD COLUMN columns_changed_in xid8;
+-- [remember_columns from 007]
+CREATE OR REPLACE FUNCTION offload.remember_columns(segment bigint) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE offload.segments s
+     SET seen_columns = offload.live_columns(s.segment_table), seen_oid = s.segment_table,
+         seen_natts = (SELECT relnatts FROM pg_class WHERE oid = s.segment_table)
+   WHERE s.id = segment;
+$$;
+REVOKE EXECUTE ON FUNCTION offload.remember_columns(segment bigint) FROM PUBLIC;
 
+-- [record_layout from 007]
+-- What the current epoch stores: the parent's columns in its order (what the copy selected), as
+-- the segment table names and types them. Called in the transaction that commits the epoch,
+-- which has held a lock on the table since before the copy, so no column changed in between.
+CREATE OR REPLACE FUNCTION offload.record_layout(segment bigint) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  INSERT INTO offload.segment_layouts (segment_id, epoch, fields)
+  SELECT s.id, s.epoch,
+         coalesce(jsonb_agg(jsonb_build_object('name', c.attname, 'type', c.atttypid::regtype::text,
+                                               'typmod', c.atttypmod) ORDER BY p.attnum), '[]')
+    FROM offload.segments s
+    JOIN pg_attribute p ON p.attrelid = s.table_id AND p.attnum > 0 AND NOT p.attisdropped
+    JOIN pg_attribute c ON c.attrelid = s.segment_table AND c.attname = p.attname AND NOT c.attisdropped
+   WHERE s.id = segment
+   GROUP BY s.id, s.epoch
+  ON CONFLICT (segment_id, epoch) DO UPDATE SET fields = EXCLUDED.fields;
+  SELECT offload.remember_columns(segment);
+$$;
+REVOKE EXECUTE ON FUNCTION offload.record_layout(segment bigint) FROM PUBLIC;
+
+-- [reads_as from 007]
+-- Can values stored as (from_type, from_mod) be read as (to_type, to_mod) and mean what
+-- ALTER COLUMN ... TYPE would have made of them? True only where the stored text form, read
+-- by the new type's input function, gives exactly the cast's result: typmod widenings and a
+-- few lossless conversions. Anything else needs the rows converted, which only load_back can do.
+CREATE OR REPLACE FUNCTION offload.reads_as(from_type regtype, from_mod int, to_type regtype, to_mod int)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+    WHEN from_type = to_type THEN
+      from_mod = to_mod OR to_mod = -1 OR (from_mod <> -1 AND CASE
+        WHEN from_type IN ('varchar'::regtype, 'bpchar', 'varbit', 'timestamp', 'timestamptz', 'time', 'timetz')
+          THEN to_mod >= from_mod
+        WHEN from_type = 'numeric'::regtype
+          -- typmod - 4 = precision << 16 | scale: no fewer digits on either side of the point.
+          THEN ((to_mod - 4) & 65535) >= ((from_mod - 4) & 65535)
+           AND ((to_mod - 4) >> 16) - ((to_mod - 4) & 65535) >= ((from_mod - 4) >> 16) - ((from_mod - 4) & 65535)
+        ELSE false END)
+    WHEN to_mod <> -1 THEN false
+    ELSE format('%s -> %s', from_type, to_type) IN (
+      'smallint -> integer', 'smallint -> bigint', 'integer -> bigint',
+      'smallint -> numeric', 'integer -> numeric', 'bigint -> numeric',
+      'character varying -> text', 'text -> character varying', 'json -> jsonb')
+  END;
+$$;
+
+-- [copy_text from 012]
 -- A value's text form in the settings the read endpoint's COPY data is written in (those of
 -- offload.added_column_value). The value itself is computed by the caller, in the caller's
 -- settings (a function's SET clauses apply to its body, not to its arguments).
-CREATE FUNCTION offload.copy_text(value anyelement) RETURNS text
+CREATE OR REPLACE FUNCTION offload.copy_text(value anyelement) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET TimeZone = 'UTC'
 SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
   SELECT value::text;
 $$;
 
+-- [changed_here from 017]
+-- Did the current transaction add or change this column of the segment table?
+CREATE OR REPLACE FUNCTION offload.changed_here(rel regclass, col int2) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT xmin = pg_current_xact_id()::xid FROM pg_attribute WHERE attrelid = rel AND attnum = col);
+
+-- [refuse_unseen_change from 017]
+CREATE OR REPLACE FUNCTION offload.refuse_unseen_change(rel regclass, col int2) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT offload.changed_here(rel, col) THEN
+    RAISE EXCEPTION 'pg-offload: column "%" of segment table % changed in an earlier transaction that pg-offload did not see (through a parent table?)',
+      (SELECT attname FROM pg_attribute WHERE attrelid = rel AND attnum = col), rel
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Bring the offloaded rows back with offload.load_back(), then alter the table.';
+  END IF;
+END $$;
+
+-- [added_column_value_here from 012]
 -- As in 007, but the default is evaluated in the session's own settings (a timestamp default
 -- of now() means the session's local time for the hot rows, so for the cold ones too).
-CREATE OR REPLACE FUNCTION offload.added_column_value(segment_table regclass, col int2, cold_rows bigint)
+CREATE OR REPLACE FUNCTION offload.added_column_value_here(segment_table regclass, col int2, cold_rows bigint)
 RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -66,6 +136,15 @@ BEGIN
   RETURN value;
 END $$;
 
+-- [added_column_value from 017]
+CREATE OR REPLACE FUNCTION offload.added_column_value(segment_table regclass, col int2, cold_rows bigint) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM offload.refuse_unseen_change(segment_table, col);
+  RETURN offload.added_column_value_here(segment_table, col, cold_rows);
+END $$;
+
+-- [retyped_added_value_here from 012]
 -- The value offloaded rows show for a column added after them, once ALTER COLUMN ... TYPE has
 -- changed its type: what that ALTER makes of the value in the hot rows. PostgreSQL converts with
 -- the assignment cast: the cast to the new type, then its length or precision applied without
@@ -73,7 +152,7 @@ END $$;
 -- the grammar reads `bit` and `char` as bit(1) and char(1)), then applied the typmod the way the
 -- read will: by the type's input function, through jsonb_populate_record. Runs in the session's
 -- settings, as the cast of the hot rows does.
-CREATE FUNCTION offload.retyped_added_value(table_id regclass, segment_table regclass, col_name text, value text,
+CREATE OR REPLACE FUNCTION offload.retyped_added_value_here(table_id regclass, segment_table regclass, col_name text, value text,
                                             old_type regtype, old_mod int, new_type regtype, new_mod int)
 RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -97,6 +176,19 @@ EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
           HINT = 'Alter the column to a type its value fits, or bring the rows back with offload.load_back().';
 END $$;
 
+-- [retyped_added_value from 017]
+CREATE OR REPLACE FUNCTION offload.retyped_added_value(table_id regclass, segment_table regclass, col_name text, value text,
+                                            old_type regtype, old_mod int, new_type regtype, new_mod int)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM offload.refuse_unseen_change(segment_table,
+    (SELECT attnum FROM pg_attribute WHERE attrelid = segment_table AND attname = col_name));
+  RETURN offload.retyped_added_value_here(table_id, segment_table, col_name, value, old_type, old_mod,
+                                          new_type, new_mod);
+END $$;
+
+-- [column_changes from 012]
 -- What one ALTER did to a segment table's columns, against what was last seen: renamed
 -- ({old: new}), dropped (names), added ({name: value}, also the new value of an added column
 -- whose type changed), retyped (whether any), reshaped (whether columns were added or dropped,
@@ -164,6 +256,33 @@ BEGIN
   RETURN changes;
 END $$;
 
+-- [check_type_change from 007]
+CREATE OR REPLACE FUNCTION offload.check_type_change(s offload.segments, old_name text, cur jsonb)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  stored jsonb;
+BEGIN
+  IF old_name = s.key_column AND s.rows > 0 THEN
+    RAISE EXCEPTION 'pg-offload: cannot change the type of column "%" of table %: it places the offloaded rows in their segments',
+      old_name, s.table_id
+      USING ERRCODE = 'feature_not_supported', HINT = 'Bring the rows back first with offload.load_back().';
+  END IF;
+  FOR stored IN SELECT f FROM offload.segment_layouts l, jsonb_array_elements(l.fields) f
+                 WHERE l.segment_id = s.id AND f ->> 'name' = old_name LOOP
+    CONTINUE WHEN s.rows = 0 OR offload.reads_as((stored ->> 'type')::regtype, (stored ->> 'typmod')::int,
+                                                 (cur ->> 'type')::regtype, (cur ->> 'typmod')::int);
+    RAISE EXCEPTION 'pg-offload: cannot change column "%" of table % from % to % while rows are offloaded (segment %): their stored values would need converting',
+      old_name, s.table_id, format_type((stored ->> 'type')::regtype, (stored ->> 'typmod')::int),
+      format_type((cur ->> 'type')::regtype, (cur ->> 'typmod')::int), s.id
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Offloaded rows follow typmod widenings (varchar(n), numeric(p,s)), integer widening, '
+                   'integer to numeric, varchar/text and json to jsonb. For other changes bring the rows '
+                   'back with offload.load_back(), alter the table, and offload again.';
+  END LOOP;
+END $$;
+
+-- [check_cold_condition from 012]
 -- Does any offloaded row of the segment break the condition (over the segment table's columns
 -- of now)? PostgreSQL neither checks nor validates constraints on foreign tables, but it does use
 -- them to skip segments at plan time, so a constraint some cold row broke would hide that row.
@@ -171,7 +290,7 @@ END $$;
 -- once, on the value every offloaded row shows for them. Any other is evaluated on the rows, read
 -- through the bridge; which cannot be done in a transaction that added or dropped columns (the
 -- bridge serves the columns as committed): refused there, with a hint.
-CREATE FUNCTION offload.check_cold_condition(s offload.segments, changes jsonb, condition text,
+CREATE OR REPLACE FUNCTION offload.check_cold_condition(s offload.segments, changes jsonb, condition text,
                                              cols int2[], what text, errcode text)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -208,9 +327,10 @@ BEGIN
   END IF;
 END $$;
 
+-- [check_cold_rows_here from 012]
 -- The checks an ALTER needs against the offloaded rows: columns that became NOT NULL, and CHECK
 -- constraints the current transaction put on the segment table (not pg-offload's own).
-CREATE FUNCTION offload.check_cold_rows(segment bigint, changes jsonb) RETURNS void
+CREATE OR REPLACE FUNCTION offload.check_cold_rows_here(segment bigint, changes jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s offload.segments%ROWTYPE;
@@ -232,6 +352,17 @@ BEGIN
   END LOOP;
 END $$;
 
+-- [check_cold_rows from 017]
+CREATE OR REPLACE FUNCTION offload.check_cold_rows(segment bigint, changes jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM offload.refuse_unseen_change(s.segment_table, c::int2)
+     FROM offload.segments s, jsonb_array_elements_text(changes -> 'not_null') c
+    WHERE s.id = segment;
+  PERFORM offload.check_cold_rows_here(segment, changes);
+END $$;
+
+-- [apply_column_changes from 012]
 -- As in 007, and records the transaction that added or dropped columns.
 CREATE OR REPLACE FUNCTION offload.apply_column_changes(segment bigint, changes jsonb) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -262,6 +393,7 @@ BEGIN
   PERFORM offload.remember_columns(segment);
 END $$;
 
+-- [follow_table from 012]
 -- Segment tables follow their table. regnamespace and regrole print as quoted identifiers
 -- already: they go into the statement with %s (007 quoted them twice with %I, so a schema or
 -- role whose name needs quotes was not found).
@@ -288,6 +420,17 @@ BEGIN
   END LOOP;
 END $$;
 
+-- [on_alter_table_start from 007]
+CREATE OR REPLACE FUNCTION offload.on_alter_table_start() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM offload.resync_restored_segments();
+END $$;
+DROP EVENT TRIGGER IF EXISTS offload_on_alter_table_start;
+CREATE EVENT TRIGGER offload_on_alter_table_start ON ddl_command_start
+  WHEN TAG IN ('ALTER TABLE', 'ALTER FOREIGN TABLE') EXECUTE FUNCTION offload.on_alter_table_start();
+
+-- [on_alter_table from 012]
 CREATE OR REPLACE FUNCTION offload.on_alter_table() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -320,6 +463,41 @@ BEGIN
     PERFORM offload.follow_table(rel);
   END LOOP;
 END $$;
+DROP EVENT TRIGGER IF EXISTS offload_on_alter_table;
+CREATE EVENT TRIGGER offload_on_alter_table ON ddl_command_end
+  WHEN TAG IN ('ALTER TABLE', 'ALTER FOREIGN TABLE') EXECUTE FUNCTION offload.on_alter_table();
 
-DROP FUNCTION offload.check_new_constraints(bigint);
-DROP FUNCTION offload.check_offloaded_rows(offload.segments, text, text);
+-- [resync_restored_segments from 007]
+-- After a restore (new oids, columns renumbered), what was last seen no longer describes the
+-- segment tables: take them as they are. Layout names are kept current, so reads never needed it.
+CREATE OR REPLACE FUNCTION offload.resync_restored_segments() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n bigint;
+BEGIN
+  -- Attribute counts only grow while a table lives; a smaller one means a new table.
+  PERFORM offload.remember_columns(s.id)
+     FROM offload.segments s JOIN pg_class c ON c.oid = s.segment_table
+    WHERE s.state = 'committed'
+      AND (s.seen_oid IS DISTINCT FROM c.oid OR s.seen_natts > c.relnatts);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+
+-- [restore_row_estimates from 007]
+-- A restored database lost what the planner was told of each segment's rows (see
+-- commit_segment): the bridge tells it again at start. Superusers only, as there.
+CREATE OR REPLACE FUNCTION offload.restore_row_estimates() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n bigint := 0;
+BEGIN
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    UPDATE pg_class c SET reltuples = s.rows, relpages = 10
+      FROM offload.segments s
+     WHERE c.oid = s.segment_table AND s.state = 'committed' AND c.reltuples <> s.rows;
+    GET DIAGNOSTICS n = ROW_COUNT;
+  END IF;
+  RETURN n;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.restore_row_estimates() FROM PUBLIC;

@@ -1,3 +1,4 @@
+-- [lock_segment_for_verify from 010]
 -- The bridge keeps a cache of chunks (storage/chunk-cache.ts). A verification must read the
 -- store, not the cache: offload.verify_segment holds a shared advisory lock on the segment while it
 -- reads it, and the read endpoint serves a segment whose lock is held from the store alone
@@ -6,21 +7,23 @@
 
 -- Keys: "pgof" read as an integer, and the segment id as an int: ids 2^31 apart share a lock,
 -- which only sends more reads to the store.
-CREATE FUNCTION offload.lock_segment_for_verify(segment bigint) RETURNS void
+CREATE OR REPLACE FUNCTION offload.lock_segment_for_verify(segment bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT pg_advisory_xact_lock_shared(1885826918, (segment % 2147483648)::int);
 $$;
 
-CREATE FUNCTION offload.segment_being_verified(segment bigint) RETURNS boolean
+-- [segment_being_verified from 010]
+CREATE OR REPLACE FUNCTION offload.segment_being_verified(segment bigint) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT EXISTS (SELECT FROM pg_locks l
                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                     AND l.classid = 1885826918 AND l.objid = (segment % 2147483648)::oid);
 $$;
 
+-- [verify_segment from 010]
 -- One segment, as 006_lifecycle.sql's offload.verify checked each, read under the lock above;
 -- callers (pg-offload verify) can report progress between segments.
-CREATE FUNCTION offload.verify_segment(segment bigint)
+CREATE OR REPLACE FUNCTION offload.verify_segment(segment bigint)
 RETURNS TABLE (segment_id bigint, segment_table regclass, chunks bigint, rows_expected bigint,
                rows_read bigint, ok boolean, problem text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -51,6 +54,7 @@ BEGIN
   RETURN NEXT;
 END $$;
 
+-- [verify from 010]
 CREATE OR REPLACE FUNCTION offload.verify(table_name regclass)
 RETURNS TABLE (segment_id bigint, segment_table regclass, chunks bigint, rows_expected bigint,
                rows_read bigint, ok boolean, problem text)

@@ -1,21 +1,34 @@
--- Several bridges on one database (README, Several bridges). Each bridge records the read
--- endpoint it serves here, and every segment table's reader program names all of them: it tries
--- them in turn, going on to the next only when curl could not connect (nothing was sent, so no
--- row can be read twice). With N bridges, reads go on while any one of them runs.
---
--- The table is the bridges' alone (they run as superuser): its rows become shell commands.
-CREATE TABLE offload.read_endpoints (
-  endpoint     text PRIMARY KEY,      -- unix:/path/read.sock or http://host:port
-  -- A dump restored elsewhere brings the rows of the bridges of the database it was dumped from,
-  -- which serve that database's segments under the same ids: such rows are dropped, never named.
-  installation text NOT NULL,
-  target       jsonb NOT NULL,        -- what the reader program is built from
-  worker_id    text NOT NULL,
-  started_at   timestamptz NOT NULL DEFAULT now(),
-  seen_at      timestamptz NOT NULL DEFAULT now()  -- refreshed by the bridge while it runs
-);
-REVOKE ALL ON offload.read_endpoints FROM PUBLIC;
+-- [segment_read_plan from 007]
+-- For the read endpoint: how to build each column of the segment table from a stored row of
+-- the epoch: {"fields": n, "columns": [{"field": i} or {"value": text or null}, ...]}.
+-- NULL when no layout is recorded (the stored rows are then served as they are).
+CREATE OR REPLACE FUNCTION offload.segment_read_plan(segment bigint, read_epoch int) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT jsonb_build_object(
+           'fields', jsonb_array_length(l.fields),
+           'columns', (SELECT coalesce(jsonb_agg(
+                          CASE WHEN f.ord IS NOT NULL THEN jsonb_build_object('field', f.ord - 1)
+                               ELSE jsonb_build_object('value', s.added_columns -> a.attname) END
+                          ORDER BY a.attnum), '[]')
+                         FROM pg_attribute a
+                         LEFT JOIN LATERAL (SELECT e.ord FROM jsonb_array_elements(l.fields)
+                                              WITH ORDINALITY AS e(field, ord)
+                                             WHERE e.field ->> 'name' = a.attname) f ON true
+                        WHERE a.attrelid = s.segment_table AND a.attnum > 0 AND NOT a.attisdropped))
+    FROM offload.segments s
+    JOIN offload.segment_layouts l ON l.segment_id = s.id AND l.epoch = read_epoch
+   WHERE s.id = segment;
+$$;
 
+-- [lock_read_endpoints_shared from 014]
+-- Taken inside a commit transaction before it reads the endpoints for its reader program.
+CREATE OR REPLACE FUNCTION offload.lock_read_endpoints_shared() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_advisory_xact_lock_shared(1885826918, -1);
+$$;
+REVOKE EXECUTE ON FUNCTION offload.lock_read_endpoints_shared() FROM PUBLIC;
+
+-- [register_read_endpoint from 014]
 -- Advisory lock keys: "pgof" read as an integer (as in 010_chunk_cache.sql), with objids below
 -- zero, which segment ids never take.
 --   -1: the list of endpoints. Taken exclusively to add one, shared by every commit that writes a
@@ -28,7 +41,7 @@ REVOKE ALL ON offload.read_endpoints FROM PUBLIC;
 
 -- Records (or renews) a bridge's endpoint, and forgets endpoints not seen for `stale_after` and
 -- those recorded under another installation (before a dump and restore).
-CREATE FUNCTION offload.register_read_endpoint(endpoint text, target jsonb, worker text,
+CREATE OR REPLACE FUNCTION offload.register_read_endpoint(endpoint text, target jsonb, worker text,
                                                stale_after interval) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -45,16 +58,9 @@ BEGIN
         worker_id = excluded.worker_id,
         started_at = now(), seen_at = now();
 END $$;
+REVOKE EXECUTE ON FUNCTION offload.register_read_endpoint(endpoint text, target jsonb, worker text, stale_after interval) FROM PUBLIC;
 
--- Taken inside a commit transaction before it reads the endpoints for its reader program.
-CREATE FUNCTION offload.lock_read_endpoints_shared() RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  SELECT pg_advisory_xact_lock_shared(1885826918, -1);
-$$;
-
-REVOKE EXECUTE ON FUNCTION offload.register_read_endpoint(text, jsonb, text, interval),
-  offload.lock_read_endpoints_shared() FROM PUBLIC;
-
+-- [repoint_segment from 014]
 -- Points a segment table at `program` when the segment is still committed at `expected_epoch`;
 -- false when it is not (any more), or already was. A starting bridge repoints every segment this
 -- way while other bridges may rewrite or load back segments: a rewrite that swapped in a new
@@ -63,7 +69,7 @@ REVOKE EXECUTE ON FUNCTION offload.register_read_endpoint(text, jsonb, text, int
 -- foreign tables), and every change of a segment's epoch or state takes it too before it commits,
 -- so the row checked after the ALTER stays as checked until this commits; if it changed before,
 -- the ALTER is undone.
-CREATE FUNCTION offload.repoint_segment(segment bigint, expected_epoch int, program text)
+CREATE OR REPLACE FUNCTION offload.repoint_segment(segment bigint, expected_epoch int, program text)
 RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -95,5 +101,4 @@ BEGIN
   END;
   RETURN true;
 END $$;
-
-REVOKE EXECUTE ON FUNCTION offload.repoint_segment(bigint, int, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION offload.repoint_segment(segment bigint, expected_epoch integer, program text) FROM PUBLIC;

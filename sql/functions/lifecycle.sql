@@ -1,0 +1,143 @@
+-- [segment_overlaps from 006]
+-- Does [lo, hi) of a segment overlap [from_key, to_key) (NULL: unbounded)? In the key's type.
+CREATE OR REPLACE FUNCTION offload.segment_overlaps(s offload.segments, from_key text, to_key text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result boolean;
+BEGIN
+  EXECUTE format('SELECT (%1$L IS NULL OR %2$L = ''MINVALUE'' OR %2$L::%5$s < %1$L::%5$s)
+                     AND (%3$L IS NULL OR %4$L::%5$s > %3$L::%5$s)',
+                 to_key, s.range_lo, from_key, s.range_hi, s.key_type)
+    INTO result;
+  RETURN result;
+END $$;
+
+-- [retire_vanished_segments from 006]
+-- Marks as retired the committed segments whose segment table no longer exists (loaded back,
+-- dropped with their table, dropped by hand), and forgets the policies of dropped tables.
+-- SECURITY DEFINER: it runs from load_back() and from the DROP event trigger for any user, and
+-- only records what the system catalog already says.
+CREATE OR REPLACE FUNCTION offload.retire_vanished_segments() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  retired bigint;
+BEGIN
+  UPDATE offload.segments s SET state = 'retired', retired_at = now()
+   WHERE s.state = 'committed'
+     AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = s.segment_table);
+  GET DIAGNOSTICS retired = ROW_COUNT;
+  DELETE FROM offload.attachments a WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = a.table_id);
+  RETURN retired;
+END $$;
+
+-- [on_sql_drop from 006]
+CREATE OR REPLACE FUNCTION offload.on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects()
+              WHERE object_type IN ('table', 'foreign table')) THEN
+    PERFORM offload.retire_vanished_segments();
+  END IF;
+END $$;
+-- DROP TABLE of a table with segments drops its segment tables too (they depend on it); this
+-- records it, and garbage collection removes their objects after the grace period.
+DROP EVENT TRIGGER IF EXISTS offload_on_sql_drop;
+CREATE EVENT TRIGGER offload_on_sql_drop ON sql_drop EXECUTE FUNCTION offload.on_sql_drop();
+
+-- [load_back_partition from 007]
+CREATE OR REPLACE FUNCTION offload.load_back_partition(s offload.segments, with_rows boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name_parts text[] := parse_ident(s.partition_name);
+  part_name text := name_parts[array_length(name_parts, 1)];
+  nsp regnamespace := (SELECT relnamespace FROM pg_class WHERE oid = s.segment_table);
+  staging regclass;
+  n bigint := 0;
+BEGIN
+  EXECUTE format('CREATE TABLE %s.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
+                 nsp, offload.segment_table_name(part_name, s.id) || '_back', s.table_id);
+  staging := format('%s.%I', nsp, offload.segment_table_name(part_name, s.id) || '_back')::regclass;
+  IF with_rows THEN
+    EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', staging, offload.select_list(s.table_id), s.segment_table);
+    GET DIAGNOSTICS n = ROW_COUNT;
+  END IF;
+  EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.segment_table);
+  EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
+  EXECUTE format('ALTER TABLE %s RENAME TO %I', staging, part_name);
+  EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s.%I %s', s.table_id, nsp, part_name, s.partition_bound);
+  RETURN n;
+END $$;
+
+-- [load_back from 017]
+-- As in 006_lifecycle.sql, but no trigger or rule of the table fires for a load back, ALWAYS ones
+-- included (they ran with the rights of whoever loaded back: the CLI's, often a superuser's).
+CREATE OR REPLACE FUNCTION offload.load_back(table_name regclass, from_key text DEFAULT NULL,
+                                  to_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rel regclass := table_name;
+  s offload.segments%ROWTYPE;
+  loaded bigint := 0;
+  n bigint;
+  hooks jsonb;
+BEGIN
+  IF NOT offload.owns_table(rel) THEN
+    RAISE EXCEPTION 'pg-offload: must be owner of table % to load it back', rel
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', rel);
+  -- Loading back is not inserting: none of the table's triggers or rules fire for it.
+  hooks := offload.user_hooks(rel, current_setting('session_replication_role'));
+  PERFORM offload.set_user_hooks(rel, hooks, false);
+  FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed'
+            ORDER BY id LOOP
+    CONTINUE WHEN NOT offload.segment_overlaps(s, from_key, to_key);
+    IF s.partition_name IS NULL THEN
+      EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', rel, offload.select_list(rel), s.segment_table);
+      GET DIAGNOSTICS n = ROW_COUNT;
+      EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
+    ELSE
+      n := offload.load_back_partition(s);
+    END IF;
+    IF n <> s.rows THEN
+      RAISE EXCEPTION 'pg-offload: segment % of % read % rows back, the index says %', s.id, rel, n, s.rows
+        USING ERRCODE = 'data_corrupted';
+    END IF;
+    loaded := loaded + n;
+  END LOOP;
+  PERFORM offload.set_user_hooks(rel, hooks, true);
+  PERFORM offload.retire_vanished_segments();
+  RETURN loaded;
+END $$;
+
+-- [truncate from 007]
+-- TRUNCATE cannot recurse into segment tables (file_fdw cannot truncate); this empties the
+-- table, hot rows and cold, in one transaction. Offloaded partitions become empty heap
+-- partitions again. Objects go at the next garbage collection after the grace period.
+CREATE OR REPLACE FUNCTION offload.truncate(table_name regclass) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rel regclass := table_name;
+  s offload.segments%ROWTYPE;
+  cold bigint := 0;
+BEGIN
+  IF NOT offload.owns_table(rel) THEN
+    RAISE EXCEPTION 'pg-offload: must be owner of table % to truncate it', rel
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
+  FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed' ORDER BY id LOOP
+    IF s.partition_name IS NULL THEN
+      EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
+    ELSE
+      PERFORM offload.load_back_partition(s, false);
+    END IF;
+    cold := cold + s.rows;
+  END LOOP;
+  EXECUTE format('TRUNCATE %s', rel);
+  PERFORM offload.retire_vanished_segments();
+  RETURN cold;
+END $$;

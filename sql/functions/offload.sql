@@ -1,0 +1,305 @@
+-- [segment_table_name from 003]
+-- A name that says what the table is, within PostgreSQL's 63-byte identifier limit.
+CREATE OR REPLACE FUNCTION offload.segment_table_name(parent name, segment bigint) RETURNS name
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  suffix text := '__offloaded_' || segment;
+  base text := parent;
+BEGIN
+  WHILE octet_length(base || suffix) > 63 LOOP
+    base := left(base, -1);
+  END LOOP;
+  RETURN base || suffix;
+END $$;
+
+-- [range_condition from 003]
+CREATE OR REPLACE FUNCTION offload.range_condition(s offload.segments) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN format('%1$I >= %2$L::%4$s AND %1$I < %3$L::%4$s', s.key_column, s.range_lo, s.range_hi, s.key_type);
+
+-- [select_list from 004]
+-- The columns of the parent in its order: a partition may order (or have dropped) columns
+-- differently, and the segment table always has the parent's layout.
+CREATE OR REPLACE FUNCTION offload.select_list(rel regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
+    FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped;
+$$;
+
+-- [segment_copy_statement from 004]
+CREATE OR REPLACE FUNCTION offload.segment_copy_statement(segment bigint) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN s.partition_name IS NULL
+    THEN format('COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT',
+                offload.select_list(s.table_id), s.table_id, offload.range_condition(s))
+    ELSE format('COPY (SELECT %s FROM ONLY %s) TO STDOUT',
+                offload.select_list(s.table_id), s.partition_name::regclass)
+  END
+    FROM offload.segments s WHERE s.id = segment;
+$$;
+REVOKE EXECUTE ON FUNCTION offload.segment_copy_statement(segment bigint) FROM PUBLIC;
+
+-- [segment_lock_statement from 007]
+-- A range offload holds ACCESS SHARE on the table from before its snapshot to its commit, so no
+-- ALTER TABLE lands between the copy (which selects the columns) and the recorded layout.
+CREATE OR REPLACE FUNCTION offload.segment_lock_statement(segment bigint) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN s.partition_name IS NULL
+              THEN format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', s.table_id)
+              ELSE format('LOCK TABLE ONLY %s IN SHARE MODE', s.partition_name::regclass) END
+    FROM offload.segments s WHERE s.id = segment;
+$$;
+REVOKE EXECUTE ON FUNCTION offload.segment_lock_statement(segment bigint) FROM PUBLIC;
+
+-- [segment_zone_map from 004]
+-- Exact min/max of the policy's zone-map columns over the segment's rows, in the copy's snapshot.
+CREATE OR REPLACE FUNCTION offload.segment_zone_map(segment bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s offload.segments%ROWTYPE;
+  cols name[];
+  col name;
+  source text;
+  bounds jsonb := '{}';
+  lo text;
+  hi text;
+BEGIN
+  SELECT * INTO s FROM offload.segments WHERE id = segment;
+  SELECT p.zone_map_columns INTO cols FROM offload.attachments a
+    JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = s.table_id;
+  source := CASE WHEN s.partition_name IS NULL
+                 THEN format('ONLY %s WHERE %s', s.table_id, offload.range_condition(s))
+                 ELSE format('ONLY %s', s.partition_name::regclass) END;
+  FOREACH col IN ARRAY coalesce(cols, '{}') LOOP
+    EXECUTE format('SELECT min(%1$I)::text, max(%1$I)::text FROM %2$s', col, source) INTO lo, hi;
+    IF lo IS NOT NULL THEN
+      bounds := bounds || jsonb_build_object(col, jsonb_build_array(lo, hi));
+    END IF;
+  END LOOP;
+  RETURN bounds;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.segment_zone_map(segment bigint) FROM PUBLIC;
+
+-- [begin_segment from 004]
+CREATE OR REPLACE FUNCTION offload.begin_segment(job bigint, rel regclass, lo text, hi text, store text,
+                                      part regclass DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  INSERT INTO offload.segments
+    (table_id, job_id, key_column, key_type, range_lo, range_hi, columns, encoding, store,
+     partition_name, partition_bound)
+  SELECT a.table_id, job, a.key_column, a.key_type, coalesce(lo, 'MINVALUE'), hi,
+         (SELECT jsonb_agg(jsonb_build_object('name', attname, 'type', format_type(atttypid, atttypmod))
+                           ORDER BY attnum)
+            FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped),
+         pg_encoding_to_char(encoding), store,
+         part::text, pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = part), part)
+    FROM offload.attachments a, pg_database
+   WHERE a.table_id = rel AND datname = current_database()
+  RETURNING id;
+$$;
+REVOKE EXECUTE ON FUNCTION offload.begin_segment(job bigint, rel regclass, lo text, hi text, store text, part regclass) FROM PUBLIC;
+
+-- [abort_segment from 003]
+-- Marks an attempt's pending segment as abandoned, so its objects can be collected at once.
+CREATE OR REPLACE FUNCTION offload.abort_segment(segment bigint) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE offload.segments SET state = 'aborted' WHERE id = segment AND state = 'pending';
+$$;
+REVOKE EXECUTE ON FUNCTION offload.abort_segment(segment bigint) FROM PUBLIC;
+
+-- [set_reader_program from 003]
+-- Points a segment table at a (possibly moved) read endpoint; a no-op when it already is.
+CREATE OR REPLACE FUNCTION offload.set_reader_program(segment_table regclass, program text) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_foreign_table WHERE ftrelid = segment_table
+             AND ftoptions @> ARRAY['program=' || program]) THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET program %L)', segment_table, program);
+  RETURN true;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.set_reader_program(segment_table regclass, program text) FROM PUBLIC;
+
+-- [user_hooks from 011]
+-- Moving rows out is not deleting them, and the commit of a segment runs no code the table's owner
+-- controls: the DELETE of the copied rows runs with session_replication_role = replica and with
+-- the triggers and rules that fire even then (ALWAYS, REPLICA) disabled for it, in this transaction, under its ACCESS EXCLUSIVE lock, so that no other session ever
+-- sees them disabled. (Running them as the owner, as before, was no boundary: a trigger can
+-- RESET ROLE, or queue a deferred trigger that fires at COMMIT with the bridge's rights.)
+-- The table's triggers and rules that fire in the given session_replication_role ({kind, name,
+-- mode}): to disable for a statement that must run none of them, and to put back as they were.
+CREATE OR REPLACE FUNCTION offload.user_hooks(rel regclass, replication_role text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'name', name, 'mode', mode)), '[]')
+          FROM (SELECT 'TRIGGER' AS kind, tgname AS name, tgenabled AS mode FROM pg_trigger
+                 WHERE tgrelid = rel AND NOT tgisinternal
+                UNION ALL
+                SELECT 'RULE', rulename, ev_enabled FROM pg_rewrite
+                 WHERE ev_class = rel AND rulename <> '_RETURN') h
+         WHERE mode = 'A' OR mode = CASE replication_role WHEN 'replica' THEN 'R' ELSE 'O' END);
+
+-- [set_user_hooks from 011]
+-- Disables (enabled = false) or puts back the hooks listed by offload.user_hooks(). Callers hold
+-- ACCESS EXCLUSIVE on the table and put them back in the same transaction: no other session ever
+-- sees them disabled.
+CREATE OR REPLACE FUNCTION offload.set_user_hooks(rel regclass, hooks jsonb, enabled boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb;
+BEGIN
+  FOR h IN SELECT jsonb_array_elements(hooks) LOOP
+    EXECUTE format('ALTER TABLE ONLY %s %s %s %I', rel,
+                   CASE WHEN NOT enabled THEN 'DISABLE'
+                        WHEN h ->> 'mode' = 'A' THEN 'ENABLE ALWAYS'
+                        WHEN h ->> 'mode' = 'R' THEN 'ENABLE REPLICA'
+                        ELSE 'ENABLE' END,
+                   h ->> 'kind', h ->> 'name');
+  END LOOP;
+END $$;
+
+-- [delete_moved_rows from 011]
+CREATE OR REPLACE FUNCTION offload.delete_moved_rows(s offload.segments) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  hooks jsonb := offload.user_hooks(s.table_id, 'replica');
+  deleted bigint;
+BEGIN
+  PERFORM offload.set_user_hooks(s.table_id, hooks, false);
+  PERFORM set_config('session_replication_role', 'replica', true);
+  EXECUTE format('DELETE FROM ONLY %s WHERE %s', s.table_id, offload.range_condition(s));
+  GET DIAGNOSTICS deleted = ROW_COUNT;
+  PERFORM set_config('session_replication_role', 'origin', true);
+  PERFORM offload.set_user_hooks(s.table_id, hooks, true);
+  RETURN deleted;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.delete_moved_rows(s offload.segments) FROM PUBLIC;
+
+-- [record_chunks from 009]
+-- The one place a job's chunk list becomes catalog rows; the commit and the swap below call it.
+CREATE OR REPLACE FUNCTION offload.record_chunks(segment bigint, segment_epoch int, chunks jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  INSERT INTO offload.chunks (segment_id, epoch, seq, object_key, rows, raw_bytes, stored_bytes,
+                              crc32c, codec, key_id)
+  SELECT segment, segment_epoch, c.seq, c.object_key, c.rows, c.raw_bytes, c.stored_bytes, c.crc32c,
+         c.codec, c.key_id
+    FROM jsonb_to_recordset(chunks) AS c(seq int, object_key text, rows bigint, raw_bytes bigint,
+                                         stored_bytes bigint, crc32c bigint, codec text, key_id text);
+$$;
+REVOKE EXECUTE ON FUNCTION offload.record_chunks(segment bigint, segment_epoch integer, chunks jsonb) FROM PUBLIC;
+
+-- [commit_segment_rows from 011]
+-- As in 009_encryption.sql, the copied rows now removed by offload.delete_moved_rows.
+CREATE OR REPLACE FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb,
+                                                       reader_program text, copied_rows bigint)
+RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s offload.segments%ROWTYPE;
+  parent pg_class%ROWTYPE;
+  seg_name name;
+  seg_table regclass;
+  deleted bigint;
+  checks text;
+  zone record;
+BEGIN
+  SELECT * INTO s FROM offload.segments WHERE id = segment FOR UPDATE;
+  IF s.state IS DISTINCT FROM 'pending' THEN
+    RAISE EXCEPTION 'pg-offload: segment % is %, not pending', segment, coalesce(s.state, 'missing');
+  END IF;
+  SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
+
+  -- A query planned before this commit and executed after it would miss the moved rows (its plan
+  -- lacks the new segment table, its snapshot sees them deleted). Only ACCESS EXCLUSIVE waits for
+  -- such queries; the caller's lock_timeout bounds the wait, and the job retries on timeout.
+  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', s.table_id);
+
+  PERFORM offload.record_chunks(segment, s.epoch, chunks);
+
+  -- Zone maps: each column's exact min/max over the copied rows (this is the copy's snapshot), so
+  -- a WHERE on the column can exclude the segment too.
+  s.zone_map := offload.segment_zone_map(segment);
+  checks := '';
+  IF copied_rows = 0 THEN
+    -- Nothing can match an empty segment. The planner refutes "col IS NULL" from any strict
+    -- condition on col (it does not use a constant false), so name the key and zone-map columns.
+    SELECT format(', CONSTRAINT %I CHECK (%s)', 'offloaded_' || segment || '_empty',
+                  string_agg(format('%I IS NULL', c), ' AND '))
+      INTO checks
+      FROM unnest(ARRAY[s.key_column] || (SELECT p.zone_map_columns FROM offload.attachments a
+             JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = s.table_id)) c;
+  END IF;
+  FOR zone IN SELECT key, value->>0 AS lo, value->>1 AS hi FROM jsonb_each(s.zone_map) LOOP
+    checks := checks || format(', CONSTRAINT %I CHECK (%I >= %L::%s AND %I <= %L::%s)',
+      left(zone.key, 40) || '_zone_' || segment, zone.key, zone.lo,
+      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key),
+      zone.key, zone.hi,
+      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key));
+  END LOOP;
+
+  IF s.partition_name IS NULL THEN
+    seg_name := offload.segment_table_name(parent.relname, segment);
+    EXECUTE format(
+      'CREATE FOREIGN TABLE %s.%I (CONSTRAINT %I CHECK (%s)%s) INHERITS (%s)
+         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+      parent.relnamespace::regnamespace, seg_name, seg_name || '_range', offload.range_condition(s),
+      checks, s.table_id, reader_program, s.encoding);
+  ELSE
+    seg_name := offload.segment_table_name(
+      (SELECT relname FROM pg_class WHERE oid = s.partition_name::regclass), segment);
+    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.partition_name::regclass);
+    EXECUTE format(
+      'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
+         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+      parent.relnamespace::regnamespace, seg_name, s.table_id,
+      CASE WHEN checks = '' THEN '' ELSE '(' || substr(checks, 3) || ')' END,
+      s.partition_bound, reader_program, s.encoding);
+  END IF;
+  seg_table := format('%s.%I', parent.relnamespace::regnamespace, seg_name)::regclass;
+  EXECUTE format('ALTER FOREIGN TABLE %s OWNER TO %s', seg_table, parent.relowner::regrole);
+  EXECUTE format('COMMENT ON FOREIGN TABLE %s IS %L', seg_table,
+    format('pg-offload segment %s of %s: %s, read-only', segment, s.table_id,
+           coalesce('partition ' || s.partition_name || ' ' || s.partition_bound,
+                    'rows with ' || offload.range_condition(s))));
+
+  -- file_fdw cannot ANALYZE a program; tell the planner the row count we already know, with 10
+  -- pages because file_fdw assumes 10 pages for a program and scales reltuples by that density.
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    UPDATE pg_class SET reltuples = copied_rows, relpages = 10 WHERE oid = seg_table;
+  END IF;
+
+  IF s.partition_name IS NULL THEN
+    deleted := offload.delete_moved_rows(s);
+  ELSE
+    -- The partition was locked against writes before the copy: it holds exactly what was copied.
+    EXECUTE format('SELECT count(*) FROM ONLY %s', s.partition_name::regclass) INTO deleted;
+    EXECUTE format('DROP TABLE %s', s.partition_name::regclass);
+  END IF;
+  IF deleted <> copied_rows THEN
+    RAISE EXCEPTION 'pg-offload: segment % of %: copied % rows but would remove %', segment, s.table_id, copied_rows, deleted
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+
+  UPDATE offload.segments
+     SET state = 'committed', segment_table = seg_table, committed_at = now(), rows = copied_rows,
+         zone_map = s.zone_map,
+         raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment),
+         stored_bytes = (SELECT coalesce(sum(c.stored_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment)
+   WHERE id = segment;
+  RETURN seg_table;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) FROM PUBLIC;
+
+-- [commit_segment from 007]
+CREATE OR REPLACE FUNCTION offload.commit_segment(segment bigint, chunks jsonb, reader_program text,
+                                       copied_rows bigint)
+RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  seg_table regclass := offload.commit_segment_rows(segment, chunks, reader_program, copied_rows);
+BEGIN
+  PERFORM offload.record_layout(segment);
+  RETURN seg_table;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.commit_segment(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) FROM PUBLIC;
