@@ -1,4 +1,6 @@
--- [gc_prepare from 006]
+-- Garbage collection, catalog side: which objects of the store are garbage, and forgetting them
+-- once the bridge has deleted them (bridge/garbage-collector.ts does the store side).
+
 -- Garbage collection, catalog side. Abandoned attempts (pending segments whose job is no longer
 -- running, or whose bridge stopped heartbeating) become aborted; vanished segments retired.
 CREATE OR REPLACE FUNCTION offload.gc_prepare(lease interval) RETURNS void
@@ -13,7 +15,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.gc_prepare(lease interval) FROM PUBLIC;
 
--- [gc_forget from 007]
 -- Epochs whose chunks garbage collection has forgotten need no layout either.
 CREATE OR REPLACE FUNCTION offload.gc_forget(grace interval, collected_segments bigint[]) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -29,7 +30,6 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.gc_forget(grace interval, collected_segments bigint[]) FROM PUBLIC;
 
--- [gc_segments from 006]
 -- What the store may hold, per segment: which keys are live, and whether the rest of the
 -- segment's objects may go (no live job on its table, past the grace period).
 CREATE OR REPLACE FUNCTION offload.gc_segments(grace interval)

@@ -1,4 +1,6 @@
--- [run from 002]
+-- Jobs: offload.run() queues an offload of a table now. Rewrite jobs are queued by
+-- sql/functions/rewrites.sql; the bridge claims and runs both (bridge/job-queue.ts).
+
 -- Queues an offload job for the table now (or returns the live one) and wakes the bridges.
 CREATE OR REPLACE FUNCTION offload.run(table_name regclass) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

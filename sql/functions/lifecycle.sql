@@ -1,4 +1,6 @@
--- [segment_overlaps from 006]
+-- The lifecycle of offloaded data after its offload: load back (all of it, or a key range),
+-- truncate, and segments retired when their table is dropped.
+
 -- Does [lo, hi) of a segment overlap [from_key, to_key) (NULL: unbounded)? In the key's type.
 CREATE OR REPLACE FUNCTION offload.segment_overlaps(s offload.segments, from_key text, to_key text)
 RETURNS boolean
@@ -13,7 +15,6 @@ BEGIN
   RETURN result;
 END $$;
 
--- [retire_vanished_segments from 006]
 -- Marks as retired the committed segments whose segment table no longer exists (loaded back,
 -- dropped with their table, dropped by hand), and forgets the policies of dropped tables.
 -- SECURITY DEFINER: it runs from load_back() and from the DROP event trigger for any user, and
@@ -31,7 +32,6 @@ BEGIN
   RETURN retired;
 END $$;
 
--- [on_sql_drop from 006]
 CREATE OR REPLACE FUNCTION offload.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -45,7 +45,7 @@ END $$;
 DROP EVENT TRIGGER IF EXISTS offload_on_sql_drop;
 CREATE EVENT TRIGGER offload_on_sql_drop ON sql_drop EXECUTE FUNCTION offload.on_sql_drop();
 
--- [load_back_partition from 007]
+-- A heap partition again, with the name and bounds the partition had before its offload.
 CREATE OR REPLACE FUNCTION offload.load_back_partition(s offload.segments, with_rows boolean DEFAULT true)
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -70,9 +70,12 @@ BEGIN
   RETURN n;
 END $$;
 
--- [load_back from 017]
--- As in 006_lifecycle.sql, but no trigger or rule of the table fires for a load back, ALWAYS ones
--- included (they ran with the rights of whoever loaded back: the CLI's, often a superuser's).
+-- Brings segments back into the heap: all of them, or those overlapping [from_key, to_key).
+-- One transaction under an ACCESS EXCLUSIVE lock on the table: rows are copied back and the
+-- segment tables dropped together, so a crash or error at any point changes nothing. Objects
+-- stay in the store until garbage collection, after the grace period. Returns the rows loaded.
+-- No trigger or rule of the table fires for a load back, ALWAYS ones included (they would run
+-- with the rights of whoever loads back: the CLI's, often a superuser's).
 CREATE OR REPLACE FUNCTION offload.load_back(table_name regclass, from_key text DEFAULT NULL,
                                   to_key text DEFAULT NULL)
 RETURNS bigint
@@ -113,7 +116,6 @@ BEGIN
   RETURN loaded;
 END $$;
 
--- [truncate from 007]
 -- TRUNCATE cannot recurse into segment tables (file_fdw cannot truncate); this empties the
 -- table, hot rows and cold, in one transaction. Offloaded partitions become empty heap
 -- partitions again. Objects go at the next garbage collection after the grace period.

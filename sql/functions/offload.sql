@@ -1,4 +1,6 @@
--- [segment_table_name from 003]
+-- Offload and commit: the segment a job writes (begin, copy statement, abort) and the one
+-- transaction that moves its rows from the heap to the store's chunks (commit_segment).
+
 -- A name that says what the table is, within PostgreSQL's 63-byte identifier limit.
 CREATE OR REPLACE FUNCTION offload.segment_table_name(parent name, segment bigint) RETURNS name
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -12,12 +14,10 @@ BEGIN
   RETURN base || suffix;
 END $$;
 
--- [range_condition from 003]
 CREATE OR REPLACE FUNCTION offload.range_condition(s offload.segments) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN format('%1$I >= %2$L::%4$s AND %1$I < %3$L::%4$s', s.key_column, s.range_lo, s.range_hi, s.key_type);
 
--- [select_list from 004]
 -- The columns of the parent in its order: a partition may order (or have dropped) columns
 -- differently, and the segment table always has the parent's layout.
 CREATE OR REPLACE FUNCTION offload.select_list(rel regclass) RETURNS text
@@ -26,7 +26,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped;
 $$;
 
--- [segment_copy_statement from 004]
+-- The COPY statement that streams out exactly the rows of a pending segment.
 CREATE OR REPLACE FUNCTION offload.segment_copy_statement(segment bigint) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT CASE WHEN s.partition_name IS NULL
@@ -39,7 +39,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.segment_copy_statement(segment bigint) FROM PUBLIC;
 
--- [segment_lock_statement from 007]
 -- A range offload holds ACCESS SHARE on the table from before its snapshot to its commit, so no
 -- ALTER TABLE lands between the copy (which selects the columns) and the recorded layout.
 CREATE OR REPLACE FUNCTION offload.segment_lock_statement(segment bigint) RETURNS text
@@ -51,7 +50,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.segment_lock_statement(segment bigint) FROM PUBLIC;
 
--- [segment_zone_map from 004]
 -- Exact min/max of the policy's zone-map columns over the segment's rows, in the copy's snapshot.
 CREATE OR REPLACE FUNCTION offload.segment_zone_map(segment bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -80,7 +78,7 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.segment_zone_map(segment bigint) FROM PUBLIC;
 
--- [begin_segment from 004]
+-- Records a pending segment (committed on its own, before any upload) and returns its id.
 CREATE OR REPLACE FUNCTION offload.begin_segment(job bigint, rel regclass, lo text, hi text, store text,
                                       part regclass DEFAULT NULL)
 RETURNS bigint
@@ -100,7 +98,6 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.begin_segment(job bigint, rel regclass, lo text, hi text, store text, part regclass) FROM PUBLIC;
 
--- [abort_segment from 003]
 -- Marks an attempt's pending segment as abandoned, so its objects can be collected at once.
 CREATE OR REPLACE FUNCTION offload.abort_segment(segment bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -108,7 +105,6 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.abort_segment(segment bigint) FROM PUBLIC;
 
--- [set_reader_program from 003]
 -- Points a segment table at a (possibly moved) read endpoint; a no-op when it already is.
 CREATE OR REPLACE FUNCTION offload.set_reader_program(segment_table regclass, program text) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -122,11 +118,10 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.set_reader_program(segment_table regclass, program text) FROM PUBLIC;
 
--- [user_hooks from 011]
 -- Moving rows out is not deleting them, and the commit of a segment runs no code the table's owner
 -- controls: the DELETE of the copied rows runs with session_replication_role = replica and with
 -- the triggers and rules that fire even then (ALWAYS, REPLICA) disabled for it, in this transaction, under its ACCESS EXCLUSIVE lock, so that no other session ever
--- sees them disabled. (Running them as the owner, as before, was no boundary: a trigger can
+-- sees them disabled. (Running them as the owner is no boundary: a trigger can
 -- RESET ROLE, or queue a deferred trigger that fires at COMMIT with the bridge's rights.)
 -- The table's triggers and rules that fire in the given session_replication_role ({kind, name,
 -- mode}): to disable for a statement that must run none of them, and to put back as they were.
@@ -140,7 +135,6 @@ RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'name', name,
                  WHERE ev_class = rel AND rulename <> '_RETURN') h
          WHERE mode = 'A' OR mode = CASE replication_role WHEN 'replica' THEN 'R' ELSE 'O' END);
 
--- [set_user_hooks from 011]
 -- Disables (enabled = false) or puts back the hooks listed by offload.user_hooks(). Callers hold
 -- ACCESS EXCLUSIVE on the table and put them back in the same transaction: no other session ever
 -- sees them disabled.
@@ -159,7 +153,6 @@ BEGIN
   END LOOP;
 END $$;
 
--- [delete_moved_rows from 011]
 CREATE OR REPLACE FUNCTION offload.delete_moved_rows(s offload.segments) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -176,7 +169,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.delete_moved_rows(s offload.segments) FROM PUBLIC;
 
--- [record_chunks from 009]
 -- The one place a job's chunk list becomes catalog rows; the commit and the swap below call it.
 CREATE OR REPLACE FUNCTION offload.record_chunks(segment bigint, segment_epoch int, chunks jsonb) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -189,8 +181,11 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.record_chunks(segment bigint, segment_epoch integer, chunks jsonb) FROM PUBLIC;
 
--- [commit_segment_rows from 011]
--- As in 009_encryption.sql, the copied rows now removed by offload.delete_moved_rows.
+-- The one transaction of an offload (DESIGN.md decision 4). Runs in the REPEATABLE READ
+-- transaction whose snapshot the COPY read: records the chunks (offload.record_chunks), creates
+-- the segment table, moves the rows out of the heap (offload.delete_moved_rows) and marks the
+-- segment committed. Fails, leaving everything as it was, unless it deletes exactly the rows that
+-- were copied.
 CREATE OR REPLACE FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb,
                                                        reader_program text, copied_rows bigint)
 RETURNS regclass
@@ -291,7 +286,7 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) FROM PUBLIC;
 
--- [commit_segment from 007]
+-- The commit of a segment (offload.commit_segment_rows) and the layout its epoch stores.
 CREATE OR REPLACE FUNCTION offload.commit_segment(segment bigint, chunks jsonb, reader_program text,
                                        copied_rows bigint)
 RETURNS regclass

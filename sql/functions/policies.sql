@@ -1,15 +1,16 @@
--- [is_integer_type from 002]
+-- Policies: define, attach and detach them (checked at the call), and the policy engine that
+-- says what is due on a table now (hot_cutoff, due_segments, due_partitions, plan_offload) and
+-- when (is_due, for the schedule), with offload.preview() to see it.
+
 CREATE OR REPLACE FUNCTION offload.is_integer_type(t regtype) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN t IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype);
 
--- [is_time_type from 002]
 -- The key types that can bound a segment's range with a CHECK constraint.
 CREATE OR REPLACE FUNCTION offload.is_time_type(t regtype) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN t IN ('timestamp'::regtype, 'timestamptz'::regtype, 'date'::regtype);
 
--- [sortable_key from 004]
 -- A number that orders key values of any supported key type (for sorting partitions by bound).
 CREATE OR REPLACE FUNCTION offload.sortable_key(k text, key_type regtype) RETURNS numeric
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
@@ -17,7 +18,6 @@ RETURN CASE WHEN k IS NULL OR k = 'MINVALUE' THEN NULL
             WHEN offload.is_integer_type(key_type) THEN k::numeric
             ELSE extract(epoch FROM k::timestamptz) END;
 
--- [define_policy from 004]
 CREATE OR REPLACE FUNCTION offload.define_policy(
   name text,
   time_column text,
@@ -85,7 +85,6 @@ BEGIN
           coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level);
 END $$;
 
--- [drop_policy from 008]
 CREATE OR REPLACE FUNCTION offload.drop_policy(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -111,7 +110,6 @@ BEGIN
   END IF;
 END $$;
 
--- [check_policy_columns from 007]
 -- A policy attached to a table names columns (time, zone maps): they must stay as named.
 CREATE OR REPLACE FUNCTION offload.check_policy_columns(rel regclass) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -137,7 +135,6 @@ BEGIN
   END IF;
 END $$;
 
--- [check_partitioned from 004]
 -- Refuses the partitioned tables pg-offload cannot serve, naming why. Returns the partition key.
 CREATE OR REPLACE FUNCTION offload.check_partitioned(rel regclass) RETURNS name
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -172,7 +169,6 @@ BEGIN
   RETURN (SELECT attname FROM pg_attribute WHERE attrelid = rel AND attnum = pt.partattrs[0]);
 END $$;
 
--- [attach_policy from 004]
 CREATE OR REPLACE FUNCTION offload.attach_policy(table_name regclass, policy text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -236,7 +232,7 @@ BEGIN
   VALUES (rel, policy, p.time_column, col_type, is_partitioned);
 END $$;
 
--- [detach_policy from 008]
+-- Detaching stops future offloads; segments already offloaded stay readable.
 CREATE OR REPLACE FUNCTION offload.detach_policy(table_name regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -252,7 +248,6 @@ BEGIN
   END IF;
 END $$;
 
--- [check_attachment from 017]
 -- Two more ways a table owner's code could reach the bridge's rights, closed (SECURITY.md):
 --
 -- * Catalog rows written directly. Owners may INSERT into offload.attachments under row-level
@@ -300,7 +295,6 @@ DROP TRIGGER IF EXISTS check_attachment ON offload.attachments;
 CREATE TRIGGER check_attachment BEFORE INSERT OR UPDATE OF table_id, policy_name, key_column, key_type, partitioned
   ON offload.attachments FOR EACH ROW EXECUTE FUNCTION offload.check_attachment();
 
--- [preview from 004]
 -- What an offload of the table would do now: key ranges of a plain table, or partitions of a
 -- partitioned one, with row and byte counts. Does nothing else (idle_for notes activity).
 CREATE OR REPLACE FUNCTION offload.preview(table_name regclass)
@@ -331,7 +325,6 @@ BEGIN
   END LOOP;
 END $$;
 
--- [activity_count from 004]
 -- INSERT/UPDATE/DELETE count of a table (all its partitions) from the statistics collector.
 CREATE OR REPLACE FUNCTION offload.activity_count(rel regclass) RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -340,7 +333,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
    WHERE relid = rel OR relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = rel);
 $$;
 
--- [observe_activity from 004]
 -- Records whether the table changed since last seen; returns how long it has been idle.
 -- SECURITY DEFINER: preview() calls it for table owners, who may not update the catalog.
 CREATE OR REPLACE FUNCTION offload.observe_activity(rel regclass) RETURNS interval
@@ -358,7 +350,6 @@ BEGIN
   RETURN now() - changed_at;
 END $$;
 
--- [is_due from 005]
 -- The schedule queues a job only for tables with something due, checked cheaply: one row below
 -- the cutoff (an index on the key makes it a single probe), or one due partition.
 CREATE OR REPLACE FUNCTION offload.is_due(rel regclass) RETURNS boolean
@@ -385,7 +376,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.is_due(rel regclass) FROM PUBLIC;
 
--- [write_settings from 004]
 -- Per-policy write settings (NULL: use the bridge's configuration).
 CREATE OR REPLACE FUNCTION offload.write_settings(rel regclass)
 RETURNS TABLE (chunk_bytes bigint, compression_level int)
@@ -396,7 +386,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.write_settings(rel regclass) FROM PUBLIC;
 
--- [hot_cutoff from 004]
 -- The key below which rows go cold now (NULL: nothing is due). For idle_for and keep_hot this
 -- also depends on the table's state; partitions are chosen by offload.due_partitions().
 CREATE OR REPLACE FUNCTION offload.hot_cutoff(rel regclass) RETURNS text
@@ -437,7 +426,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.hot_cutoff(rel regclass) FROM PUBLIC;
 
--- [has_rows from 004]
 CREATE OR REPLACE FUNCTION offload.has_rows(rel regclass) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -447,7 +435,6 @@ BEGIN
   RETURN result;
 END $$;
 
--- [max_key from 004]
 CREATE OR REPLACE FUNCTION offload.max_key(rel regclass, key_column name) RETURNS numeric
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -457,7 +444,6 @@ BEGIN
   RETURN result;
 END $$;
 
--- [key_less from 003]
 CREATE OR REPLACE FUNCTION offload.key_less(x text, y text, key_type regtype) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -467,7 +453,6 @@ BEGIN
   RETURN result;
 END $$;
 
--- [key_after from 004]
 -- The smallest key value greater than k (so that "< result" includes k).
 CREATE OR REPLACE FUNCTION offload.key_after(k text, key_type regtype) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -485,7 +470,6 @@ BEGIN
   RETURN result;
 END $$;
 
--- [key_at_fraction from 004]
 CREATE OR REPLACE FUNCTION offload.key_at_fraction(rel regclass, key_column name, fraction float8) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -497,7 +481,6 @@ BEGIN
   RETURN result;
 END $$;
 
--- [partition_lower_bound from 004]
 CREATE OR REPLACE FUNCTION offload.partition_lower_bound(part regclass, key_type regtype) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -512,7 +495,6 @@ BEGIN
   RETURN result;
 END $$;
 
--- [partition_upper_bound from 004]
 -- Upper bound of a range partition as text in the key type, NULL for MAXVALUE or DEFAULT.
 CREATE OR REPLACE FUNCTION offload.partition_upper_bound(part regclass, key_type regtype) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -529,7 +511,6 @@ BEGIN
   RETURN result;
 END $$;
 
--- [due_partitions from 004]
 -- The heap partitions of a partitioned table that its policy says are due now, oldest first.
 -- Never the DEFAULT partition, nor one without an upper bound.
 CREATE OR REPLACE FUNCTION offload.due_partitions(rel regclass)
@@ -586,7 +567,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.due_partitions(rel regclass) FROM PUBLIC;
 
--- [due_segments from 003]
 -- Cuts the due rows of a table into key ranges [range_lo, range_hi) of about target_bytes of heap
 -- each, with one sort of the due keys (percentile_disc).
 CREATE OR REPLACE FUNCTION offload.due_segments(rel regclass, target_bytes bigint)
@@ -640,7 +620,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.due_segments(rel regclass, target_bytes bigint) FROM PUBLIC;
 
--- [plan_offload from 004]
 -- Everything due on a table: ranges of a plain table (cut to about segment_bytes of heap each, or
 -- the policy's own segment size) or whole partitions.
 CREATE OR REPLACE FUNCTION offload.plan_offload(rel regclass, default_segment_bytes bigint)

@@ -1,15 +1,27 @@
--- [is_admin from 008]
+-- Privileges: who may manage offloads, who sees which catalog rows.
+--
+-- * A table's owner (or a member of the owner role) manages its offloads; so does a member of the
+--   cluster role offload_admin, for operators who run offloads for tables they do not own.
+--   PostgreSQL's own checks still apply on top: load_back and truncate change the table itself
+--   and need the rights PostgreSQL asks for that.
+-- * Ordinary users see the catalog rows (attachments, jobs, segments, chunks, layouts, the
+--   offload.tables view) of tables they manage only. Policies stay visible to all.
+-- * Code a table's owner controls never runs with the bridge's rights: see
+--   sql/functions/rewrites.sql and offload.user_hooks() in sql/functions/offload.sql.
+
 CREATE OR REPLACE FUNCTION offload.is_admin() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN pg_has_role(current_user, 'offload_admin', 'USAGE');
 
--- [owns_table from 008]
 CREATE OR REPLACE FUNCTION offload.owns_table(rel regclass) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE')
     OR offload.is_admin();
 
--- [check_table from 008]
+-- Checks that pg-offload can serve a table, raising a clear error naming what is wrong. Used at
+-- attach time and again before every run. Table arguments of the API are regclass: PostgreSQL
+-- resolves the name with the caller's search_path and raises "relation ... does not exist" at the
+-- call itself.
 CREATE OR REPLACE FUNCTION offload.check_table(rel regclass) RETURNS regclass
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -61,13 +73,11 @@ BEGIN
   RETURN rel;
 END $$;
 
--- [policy_attachments from 008]
 -- How many tables use a policy, counting those the caller cannot see.
 CREATE OR REPLACE FUNCTION offload.policy_attachments(policy text) RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 RETURN (SELECT count(*) FROM offload.attachments WHERE policy_name = policy);
 
--- [current_installation from 007]
 CREATE OR REPLACE FUNCTION offload.current_installation() RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

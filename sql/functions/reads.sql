@@ -1,4 +1,6 @@
--- [segment_read_plan from 007]
+-- Reads: what the read endpoint serves for a segment (its read plan), and the read endpoints
+-- of the running bridges that every segment table's reader program names.
+
 -- For the read endpoint: how to build each column of the segment table from a stored row of
 -- the epoch: {"fields": n, "columns": [{"field": i} or {"value": text or null}, ...]}.
 -- NULL when no layout is recorded (the stored rows are then served as they are).
@@ -20,7 +22,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
    WHERE s.id = segment;
 $$;
 
--- [lock_read_endpoints_shared from 014]
 -- Taken inside a commit transaction before it reads the endpoints for its reader program.
 CREATE OR REPLACE FUNCTION offload.lock_read_endpoints_shared() RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -28,9 +29,8 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.lock_read_endpoints_shared() FROM PUBLIC;
 
--- [register_read_endpoint from 014]
--- Advisory lock keys: "pgof" read as an integer (as in 010_chunk_cache.sql), with objids below
--- zero, which segment ids never take.
+-- Advisory lock keys: "pgof" read as an integer (as for verification, sql/functions/verify.sql),
+-- with objids below zero, which segment ids never take.
 --   -1: the list of endpoints. Taken exclusively to add one, shared by every commit that writes a
 --       reader program while it reads the list. A commit either reads the list after the
 --       addition (and names the new endpoint), or the addition waited for it to commit (and the
@@ -38,6 +38,8 @@ REVOKE EXECUTE ON FUNCTION offload.lock_read_endpoints_shared() FROM PUBLIC;
 --   -2: held by a bridge from recording its endpoint until every segment table names the list
 --       it read then, so that two bridges starting at once cannot leave tables naming one list
 --       without the other's endpoint.
+-- Records (or renews) a bridge's endpoint, and forgets endpoints not seen for `stale_after` and
+-- those recorded under another installation (before a dump and restore).
 
 -- Records (or renews) a bridge's endpoint, and forgets endpoints not seen for `stale_after` and
 -- those recorded under another installation (before a dump and restore).
@@ -60,7 +62,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.register_read_endpoint(endpoint text, target jsonb, worker text, stale_after interval) FROM PUBLIC;
 
--- [repoint_segment from 014]
 -- Points a segment table at `program` when the segment is still committed at `expected_epoch`;
 -- false when it is not (any more), or already was. A starting bridge repoints every segment this
 -- way while other bridges may rewrite or load back segments: a rewrite that swapped in a new

@@ -1,6 +1,27 @@
--- [check_rewrite_target from 011]
--- As in 006_lifecycle.sql, and the caller must be able to create temporary functions: the bridge
--- evaluates the caller's expressions in functions the caller creates in the bridge's session.
+-- Rewrites of cold rows: delete_cold, update_cold and rewrite_cold queue a job; the bridge
+-- rewrites each segment holding matching rows as a new epoch and swaps it in.
+--
+-- What a user writes runs with that user's rights only, as the one expression it claims to be, and
+-- a rewrite job changes each segment exactly once however often it is retried or taken over.
+--
+-- The bridge is a superuser. Switching it to a user's role with SET ROLE is no boundary: the
+-- user's own code (a function called from a condition, a trigger, a domain's CHECK) can RESET
+-- ROLE. PostgreSQL refuses SET ROLE, RESET ROLE and SET SESSION AUTHORIZATION inside a SECURITY
+-- DEFINER function, and a SQL function whose body is `RETURN (expression)` is parsed as exactly
+-- one expression. So the bridge runs user code only
+--   * inside SECURITY DEFINER functions owned by the user, created for one statement of one
+--     transaction (invisible to every other session, called once right after they are created,
+--     so their owner cannot have altered them in between),
+--   * in a transaction that is always rolled back (a deferred trigger queued by user code would
+--     otherwise fire at COMMIT with the bridge's rights), on a connection it then closes (session
+--     state a user function left behind dies with it).
+-- A rewrite therefore reads and transforms a segment in one transaction (rolled back) and swaps
+-- the new epoch in with a second one that runs no user code (offload.rewritten_segments records
+-- the swap, once per job).
+
+-- Checks that the caller may rewrite the table's cold rows, and that the caller can create
+-- temporary functions: the bridge evaluates the caller's expressions in functions the caller
+-- creates in the bridge's session.
 CREATE OR REPLACE FUNCTION offload.check_rewrite_target(rel regclass) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -18,7 +39,6 @@ BEGIN
   END IF;
 END $$;
 
--- [check_rewrite_privileges from 011]
 -- What PostgreSQL would ask of the same change as plain DML on the table: SELECT (the condition
 -- reads it) and DELETE or UPDATE. An offload_admin member who does not own the table needs them
 -- granted; the owner has them. Checked when the job is queued and again by the bridge.
@@ -37,13 +57,11 @@ BEGIN
   END IF;
 END $$;
 
--- [column_type from 011]
 CREATE OR REPLACE FUNCTION offload.column_type(rel regclass, col text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
          WHERE attrelid = rel AND attname = col AND attnum > 0 AND NOT attisdropped);
 
--- [column_fingerprint from 011]
 -- The table's columns as a rewrite's first transaction saw them; the swap refuses a different
 -- list (an ALTER TABLE landed in between, and the new epoch holds the old columns).
 CREATE OR REPLACE FUNCTION offload.column_fingerprint(rel regclass) RETURNS text
@@ -51,7 +69,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT md5(string_agg(format('%s:%s:%s', attname, atttypid, atttypmod), ',' ORDER BY attnum))
           FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped);
 
--- [check_assignment_columns from 011]
 -- Assignments name existing columns that do not place rows in segments, each with an expression
 -- as a JSON string. Checked when the job is queued and again by the bridge (jobs can be inserted
 -- directly by a table's owner).
@@ -85,7 +102,6 @@ BEGIN
   END LOOP;
 END $$;
 
--- [row_parameters from 011]
 -- The parameters of a function that evaluates an expression on one row: one per column, named as
 -- the column, so the expression names columns as it would in a WHERE clause.
 CREATE OR REPLACE FUNCTION offload.row_parameters(rel regclass) RETURNS text
@@ -93,14 +109,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT string_agg(format('%I %s', attname, format_type(atttypid, NULL)), ', ' ORDER BY attnum)
           FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped);
 
--- [row_arguments from 011]
 -- The row's columns as arguments for such a function, from the alias s.
 CREATE OR REPLACE FUNCTION offload.row_arguments(rel regclass) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT string_agg(format('s.%I', attname), ', ' ORDER BY attnum)
           FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped);
 
--- [pinned_settings from 011]
 -- The settings every function around user code pins, as the bridge's sessions have them: a SET
 -- clause restores them when the function returns, so nothing a user's code sets with SET LOCAL
 -- changes how the bridge's own statements read names or write COPY text afterwards.
@@ -109,7 +123,6 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN 'SET search_path = pg_catalog, pg_temp SET DateStyle = ''ISO, YMD'' SET TimeZone = ''UTC'' '
        'SET IntervalStyle = postgres SET extra_float_digits = 1 SET bytea_output = hex';
 
--- [expression_settings from 011]
 -- The settings a user's expression is read with: those of the session that queued it.
 CREATE OR REPLACE FUNCTION offload.expression_settings() RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -118,13 +131,11 @@ RETURN jsonb_build_object('search_path', current_setting('search_path'),
                           'TimeZone', current_setting('TimeZone'),
                           'IntervalStyle', current_setting('IntervalStyle'));
 
--- [fresh_function_name from 011]
 -- A name no statement has used, for a function of this transaction.
 CREATE OR REPLACE FUNCTION offload.fresh_function_name(prefix text) RETURNS name
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 RETURN prefix || '_' || replace(gen_random_uuid()::text, '-', '');
 
--- [expression_check_sql from 011]
 -- A statement that parses `expression` against a row of the table (columns by name, no table
 -- name, no system columns: as the bridge will evaluate it) without reading a row. The expression
 -- sits between a line that ends with "(" and one that starts with ")": the same frame as in
@@ -135,7 +146,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN format(E'SELECT FROM (SELECT %s FROM ONLY %s LIMIT 0) AS pg_offload_row WHERE (\n%s\n)::%s IS NULL',
               offload.select_list(rel), rel, expression, result_type);
 
--- [expression_function_sql from 011]
 -- CREATE FUNCTION for one user expression, run as the user (inside offload.create_as_user's
 -- executor): SECURITY DEFINER, so whatever it calls runs with the user's rights and cannot change
 -- role; `RETURN (...)`, so it is one expression; the user's settings, captured when it was queued.
@@ -147,7 +157,6 @@ RETURN format('CREATE FUNCTION pg_temp.%I(%s) RETURNS %s LANGUAGE sql SECURITY D
               'SET IntervalStyle FROM CURRENT RETURN CAST((' || E'\n%s\n) AS %s)',
               fn, offload.row_parameters(rel), result_type, expression, result_type);
 
--- [check_expression from 011]
 -- Parses an expression in the caller's session, with the caller's rights: opening a cursor
 -- refuses any text that is more than one statement before running any of it (PL/pgSQL's EXECUTE
 -- would run them all), and LIMIT 0 reads nothing.
@@ -169,7 +178,6 @@ BEGIN
   END;
 END $$;
 
--- [create_as_user from 011]
 -- Creates, as `role`, the function for one user expression. The executor that does it is a
 -- SECURITY DEFINER function owned by `role`, made here and called at once, once: user code runs
 -- in it (while the expression is parsed: a literal's input function, a constant folded), and that
@@ -203,7 +211,6 @@ EXCEPTION WHEN invalid_cursor_definition THEN
 END $fn$;
 REVOKE EXECUTE ON FUNCTION offload.create_as_user(role name, rel regclass, settings jsonb, fn name, expression text, result_type text) FROM PUBLIC;
 
--- [queue_rewrite from 006]
 -- Delete or update cold rows: validated now, in the caller's session, then done by a bridge
 -- (rewrite job) that rewrites only the segments holding matching rows, as new epochs.
 CREATE OR REPLACE FUNCTION offload.queue_rewrite(rel regclass, params jsonb) RETURNS bigint
@@ -223,7 +230,6 @@ BEGIN
   RETURN job_id;
 END $$;
 
--- [delete_cold from 011]
 -- offload.delete_cold('events', 'user_id = 42'): deletes matching cold rows. The condition is one
 -- SQL expression on the table's columns, checked now; rows where it is NULL are kept, as DELETE
 -- keeps them. The bridge evaluates it with the caller's rights and settings (search_path,
@@ -240,7 +246,6 @@ BEGIN
                                                               'settings', caller));
 END $$;
 
--- [update_cold from 011]
 -- offload.update_cold('events', '{"email": "NULL", "name": "''redacted''"}', 'user_id = 42'):
 -- sets columns (each to one SQL expression) in matching cold rows. The key column and zone-map
 -- columns cannot change: they decide which segment a row lives in.
@@ -265,7 +270,6 @@ BEGIN
                        'settings', caller));
 END $$;
 
--- [rewrite_cold from 009]
 -- offload.rewrite_cold('events'): writes every cold segment of the table again, as the bridge
 -- writes today: with its current encryption key, compression level and chunk size. Rows do not
 -- change. After a key rotation, this (and garbage collection after the grace period) leaves no
@@ -278,7 +282,6 @@ BEGIN
     jsonb_build_object('delete', false, 'condition', 'true', 'assignments', '{}'::jsonb));
 END $$;
 
--- [rewrite_step from 011]
 -- For the bridge, in a rewrite's first transaction (which it rolls back): the statement that does
 -- one step of rewriting `segment`, after creating the functions it calls, fresh for it. `step` is
 -- 'count' (the rows the condition matches) or 'rows' (the segment's new rows, for COPY TO STDOUT).
@@ -349,8 +352,10 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.rewrite_step(segment bigint, params jsonb, requested_by name, step text) FROM PUBLIC;
 
--- [swap_segment_chunks from 009]
--- As in 006_lifecycle.sql (renamed by 007), the chunks now recorded by offload.record_chunks.
+-- Swaps a segment to its new epoch in one transaction: records the new chunks
+-- (offload.record_chunks), retires the old epoch's (readable until garbage collection after the
+-- grace period) and points the segment table's reader at the new epoch. Scans already running
+-- finish on the old epoch.
 CREATE OR REPLACE FUNCTION offload.swap_segment_chunks(segment bigint, new_epoch int, chunks jsonb,
                                                        reader_program text, new_rows bigint)
 RETURNS void
@@ -377,7 +382,7 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.swap_segment_chunks(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) FROM PUBLIC;
 
--- [swap_segment_epoch from 007]
+-- The swap of a segment's epoch (offload.swap_segment_chunks) and the layout the new epoch stores.
 CREATE OR REPLACE FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch int, chunks jsonb,
                                            reader_program text, new_rows bigint)
 RETURNS void
@@ -388,7 +393,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) FROM PUBLIC;
 
--- [swap_rewritten_segment from 011]
 -- Swaps a rewritten segment to its new epoch, once per job: the second transaction of a rewrite,
 -- with no user code in it. A job that already swapped this segment (an earlier attempt, another
 -- bridge) gets unique_violation and nothing changes.

@@ -1,4 +1,13 @@
--- [live_columns from 007]
+-- Schema changes on tables with offloaded data, and databases restored from a dump.
+--
+-- Stored rows keep the columns they were written with. Each epoch of a segment records that
+-- layout by column name (offload.segment_layouts); an event trigger follows ALTER TABLE
+-- (renames, drops, additions, type changes) and keeps the names current, so the read endpoint
+-- can map stored fields to the segment table's columns of today. Columns are told apart by
+-- attnum while the database lives, and by name across a dump and restore (which renumbers them).
+-- ALTERs that read offloaded rows (NOT NULL, CHECK) read them only where the bridge can serve
+-- them: it sees the columns as committed, so not in the transaction that adds or drops columns.
+
 -- The live columns of a relation, in attnum order.
 CREATE OR REPLACE FUNCTION offload.live_columns(rel regclass) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -9,7 +18,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped;
 $$;
 
--- [remember_columns from 007]
 CREATE OR REPLACE FUNCTION offload.remember_columns(segment bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   UPDATE offload.segments s
@@ -19,7 +27,6 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.remember_columns(segment bigint) FROM PUBLIC;
 
--- [record_layout from 007]
 -- What the current epoch stores: the parent's columns in its order (what the copy selected), as
 -- the segment table names and types them. Called in the transaction that commits the epoch,
 -- which has held a lock on the table since before the copy, so no column changed in between.
@@ -39,7 +46,6 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.record_layout(segment bigint) FROM PUBLIC;
 
--- [reads_as from 007]
 -- Can values stored as (from_type, from_mod) be read as (to_type, to_mod) and mean what
 -- ALTER COLUMN ... TYPE would have made of them? True only where the stored text form, read
 -- by the new type's input function, gives exactly the cast's result: typmod widenings and a
@@ -65,7 +71,6 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   END;
 $$;
 
--- [copy_text from 012]
 -- A value's text form in the settings the read endpoint's COPY data is written in (those of
 -- offload.added_column_value). The value itself is computed by the caller, in the caller's
 -- settings (a function's SET clauses apply to its body, not to its arguments).
@@ -76,13 +81,12 @@ SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'he
   SELECT value::text;
 $$;
 
--- [changed_here from 017]
 -- Did the current transaction add or change this column of the segment table?
 CREATE OR REPLACE FUNCTION offload.changed_here(rel regclass, col int2) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT xmin = pg_current_xact_id()::xid FROM pg_attribute WHERE attrelid = rel AND attnum = col);
 
--- [refuse_unseen_change from 017]
+-- Refuses a column of the segment table changed by an earlier transaction (see added_column_value).
 CREATE OR REPLACE FUNCTION offload.refuse_unseen_change(rel regclass, col int2) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -94,9 +98,12 @@ BEGIN
   END IF;
 END $$;
 
--- [added_column_value_here from 012]
--- As in 007, but the default is evaluated in the session's own settings (a timestamp default
--- of now() means the session's local time for the hot rows, so for the cold ones too).
+-- The value rows that existed before a column was added show for it, in COPY text form (what
+-- PostgreSQL stores as the column's "missing value": its default, evaluated once). Runs as the
+-- user who altered the table, since it evaluates their default expression, in the session's own
+-- settings (a timestamp default of now() means the session's local time for the hot rows, so
+-- for the cold ones too). Refuses columns whose value differs row by row (volatile defaults,
+-- identity, generated columns).
 CREATE OR REPLACE FUNCTION offload.added_column_value_here(segment_table regclass, col int2, cold_rows bigint)
 RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -136,7 +143,10 @@ BEGIN
   RETURN value;
 END $$;
 
--- [added_column_value from 017]
+-- The functions that evaluate a default, cast a value or read the offloaded rows for an ALTER
+-- (offload.*_here) run only for what the current transaction changed: a change the event trigger
+-- did not see when it was made (a column added through a parent table) is refused, not evaluated
+-- with the rights of whichever later ALTER found it.
 CREATE OR REPLACE FUNCTION offload.added_column_value(segment_table regclass, col int2, cold_rows bigint) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -144,7 +154,6 @@ BEGIN
   RETURN offload.added_column_value_here(segment_table, col, cold_rows);
 END $$;
 
--- [retyped_added_value_here from 012]
 -- The value offloaded rows show for a column added after them, once ALTER COLUMN ... TYPE has
 -- changed its type: what that ALTER makes of the value in the hot rows. PostgreSQL converts with
 -- the assignment cast: the cast to the new type, then its length or precision applied without
@@ -176,7 +185,7 @@ EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
           HINT = 'Alter the column to a type its value fits, or bring the rows back with offload.load_back().';
 END $$;
 
--- [retyped_added_value from 017]
+-- retyped_added_value_here, after refusing a column that an earlier transaction changed.
 CREATE OR REPLACE FUNCTION offload.retyped_added_value(table_id regclass, segment_table regclass, col_name text, value text,
                                             old_type regtype, old_mod int, new_type regtype, new_mod int)
 RETURNS text
@@ -188,7 +197,6 @@ BEGIN
                                           new_type, new_mod);
 END $$;
 
--- [column_changes from 012]
 -- What one ALTER did to a segment table's columns, against what was last seen: renamed
 -- ({old: new}), dropped (names), added ({name: value}, also the new value of an added column
 -- whose type changed), retyped (whether any), reshaped (whether columns were added or dropped,
@@ -256,7 +264,6 @@ BEGIN
   RETURN changes;
 END $$;
 
--- [check_type_change from 007]
 CREATE OR REPLACE FUNCTION offload.check_type_change(s offload.segments, old_name text, cur jsonb)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -282,7 +289,6 @@ BEGIN
   END LOOP;
 END $$;
 
--- [check_cold_condition from 012]
 -- Does any offloaded row of the segment break the condition (over the segment table's columns
 -- of now)? PostgreSQL neither checks nor validates constraints on foreign tables, but it does use
 -- them to skip segments at plan time, so a constraint some cold row broke would hide that row.
@@ -327,7 +333,6 @@ BEGIN
   END IF;
 END $$;
 
--- [check_cold_rows_here from 012]
 -- The checks an ALTER needs against the offloaded rows: columns that became NOT NULL, and CHECK
 -- constraints the current transaction put on the segment table (not pg-offload's own).
 CREATE OR REPLACE FUNCTION offload.check_cold_rows_here(segment bigint, changes jsonb) RETURNS void
@@ -352,7 +357,7 @@ BEGIN
   END LOOP;
 END $$;
 
--- [check_cold_rows from 017]
+-- check_cold_rows_here, after refusing NOT NULL columns that an earlier transaction changed.
 CREATE OR REPLACE FUNCTION offload.check_cold_rows(segment bigint, changes jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -362,8 +367,8 @@ BEGIN
   PERFORM offload.check_cold_rows_here(segment, changes);
 END $$;
 
--- [apply_column_changes from 012]
--- As in 007, and records the transaction that added or dropped columns.
+-- Records what column_changes found, and the transaction that added or dropped columns.
+-- SECURITY DEFINER to write the catalog, for the table's owner only.
 CREATE OR REPLACE FUNCTION offload.apply_column_changes(segment bigint, changes jsonb) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -393,10 +398,8 @@ BEGIN
   PERFORM offload.remember_columns(segment);
 END $$;
 
--- [follow_table from 012]
--- Segment tables follow their table. regnamespace and regrole print as quoted identifiers
--- already: they go into the statement with %s (007 quoted them twice with %I, so a schema or
--- role whose name needs quotes was not found).
+-- Segment tables follow their table (schema, owner). regnamespace and regrole print as quoted
+-- identifiers already: they go into the statement with %s.
 CREATE OR REPLACE FUNCTION offload.follow_table(rel regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -420,7 +423,6 @@ BEGIN
   END LOOP;
 END $$;
 
--- [on_alter_table_start from 007]
 CREATE OR REPLACE FUNCTION offload.on_alter_table_start() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -430,7 +432,6 @@ DROP EVENT TRIGGER IF EXISTS offload_on_alter_table_start;
 CREATE EVENT TRIGGER offload_on_alter_table_start ON ddl_command_start
   WHEN TAG IN ('ALTER TABLE', 'ALTER FOREIGN TABLE') EXECUTE FUNCTION offload.on_alter_table_start();
 
--- [on_alter_table from 012]
 CREATE OR REPLACE FUNCTION offload.on_alter_table() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -467,7 +468,6 @@ DROP EVENT TRIGGER IF EXISTS offload_on_alter_table;
 CREATE EVENT TRIGGER offload_on_alter_table ON ddl_command_end
   WHEN TAG IN ('ALTER TABLE', 'ALTER FOREIGN TABLE') EXECUTE FUNCTION offload.on_alter_table();
 
--- [resync_restored_segments from 007]
 -- After a restore (new oids, columns renumbered), what was last seen no longer describes the
 -- segment tables: take them as they are. Layout names are kept current, so reads never needed it.
 CREATE OR REPLACE FUNCTION offload.resync_restored_segments() RETURNS bigint
@@ -484,7 +484,6 @@ BEGIN
   RETURN n;
 END $$;
 
--- [restore_row_estimates from 007]
 -- A restored database lost what the planner was told of each segment's rows (see
 -- commit_segment): the bridge tells it again at start. Superusers only, as there.
 CREATE OR REPLACE FUNCTION offload.restore_row_estimates() RETURNS bigint

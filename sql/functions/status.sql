@@ -49,7 +49,6 @@ SELECT k.table_id AS table_name,
 ALTER VIEW offload.tables SET (security_invoker = true);
 GRANT SELECT ON offload.tables TO PUBLIC;
 
--- [describe from 006]
 -- Objects, one row per chunk of every epoch, like Yezzey's description of external storage.
 CREATE OR REPLACE FUNCTION offload.describe(table_name regclass)
 RETURNS TABLE (segment_id bigint, segment_table regclass, state text, epoch int, current_epoch boolean,

@@ -1,4 +1,5 @@
--- [lock_segment_for_verify from 010]
+-- Verification: re-reading every chunk of a table's segments from the store.
+--
 -- The bridge keeps a cache of chunks (storage/chunk-cache.ts). A verification must read the
 -- store, not the cache: offload.verify_segment holds a shared advisory lock on the segment while it
 -- reads it, and the read endpoint serves a segment whose lock is held from the store alone
@@ -12,7 +13,6 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT pg_advisory_xact_lock_shared(1885826918, (segment % 2147483648)::int);
 $$;
 
--- [segment_being_verified from 010]
 CREATE OR REPLACE FUNCTION offload.segment_being_verified(segment bigint) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT EXISTS (SELECT FROM pg_locks l
@@ -20,9 +20,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                     AND l.classid = 1885826918 AND l.objid = (segment % 2147483648)::oid);
 $$;
 
--- [verify_segment from 010]
--- One segment, as 006_lifecycle.sql's offload.verify checked each, read under the lock above;
--- callers (pg-offload verify) can report progress between segments.
+-- Re-reads one committed segment through its reader (store -> CRC32C -> size and row count per
+-- chunk against the index), under the lock above. Reads everything: slow on purpose.
 CREATE OR REPLACE FUNCTION offload.verify_segment(segment bigint)
 RETURNS TABLE (segment_id bigint, segment_table regclass, chunks bigint, rows_expected bigint,
                rows_read bigint, ok boolean, problem text)
@@ -54,7 +53,7 @@ BEGIN
   RETURN NEXT;
 END $$;
 
--- [verify from 010]
+-- Verifies every committed segment of the table (offload.verify_segment) and reports per segment.
 CREATE OR REPLACE FUNCTION offload.verify(table_name regclass)
 RETURNS TABLE (segment_id bigint, segment_table regclass, chunks bigint, rows_expected bigint,
                rows_read bigint, ok boolean, problem text)
