@@ -40,7 +40,7 @@ export interface JobProgress {
   kept: { segments: number; rows: number; bytes: number };
 }
 
-/** The bounds of offload.jobs.attempts and offload.jobs.retries (see sql/013_job_attempts.sql). */
+/** The bounds of offload.jobs.attempts and offload.jobs.retries (see sql/migrations/017_baseline.sql). */
 export interface JobLimits {
   maxAttempts: number;
   maxConflictRetries: number;

@@ -15,7 +15,7 @@ export interface ReaderPrograms {
 
 /**
  * The read endpoints of all the bridges of a database, recorded in offload.read_endpoints
- * (sql/014_several_bridges.sql), and the segment tables' reader programs that name them all, so
+ * (sql/functions/reads.sql), and the segment tables' reader programs that name them all, so
  * that cold reads go on while any one bridge runs.
  *
  * A bridge records its endpoint when it starts and repoints every segment table at the whole

@@ -84,7 +84,7 @@ async function rewriteSegment(
 /**
  * The first transaction: counts the matching rows and writes the segment's new rows to the store.
  * The user's SQL runs in it (inside functions owned by the role that asked, see
- * sql/011_user_sql_boundary.sql), so it is always rolled back, whatever that SQL did, and its
+ * sql/functions/rewrites.sql), so it is always rolled back, whatever that SQL did, and its
  * connection is closed rather than returned to the pool.
  */
 async function writeNewEpoch(

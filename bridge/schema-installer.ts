@@ -33,9 +33,7 @@ export interface Migration {
 }
 
 export async function loadMigrations(): Promise<Migration[]> {
-  const files = (await readdir(MIGRATIONS_DIR))
-    .filter((f) => /^\d{3}_[\w-]+\.sql$/.test(f))
-    .sort();
+  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{3}_[\w-]+\.sql$/.test(f)).sort();
   return Promise.all(
     files.map(async (file) => ({
       version: Number(file.slice(0, 3)),
@@ -111,7 +109,9 @@ async function applyMissingMigrations(
   client: pg.ClientBase,
   migrations: Migration[],
 ): Promise<number[]> {
-  const { rows } = await client.query<{ version: number }>("SELECT version FROM offload.migrations");
+  const { rows } = await client.query<{ version: number }>(
+    "SELECT version FROM offload.migrations",
+  );
   const done = new Set(rows.map((r) => r.version));
   const applied: number[] = [];
   for (const migration of migrations) {

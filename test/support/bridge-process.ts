@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { privateSocketPath } from "./bridge-harness.ts";
 import { waitUntil } from "./wait.ts";
@@ -24,18 +25,23 @@ export interface BridgeProcess {
  */
 export function spawnBridge(
   env: Record<string, string>,
-  options: { via?: "cli" | "bin" } = {},
+  options: { via?: "cli" | "bin"; root?: string } = {},
 ): BridgeProcess {
   return spawnPgOffload(["bridge"], env, options);
 }
 
-/** Runs any `pg-offload` command (say `gc`) as a separate process, as spawnBridge does the bridge. */
+/**
+ * Runs any `pg-offload` command (say `gc`) as a separate process, as spawnBridge does the bridge.
+ * `root` runs the bin/pg-offload.js of another checkout (an older release, for upgrade tests).
+ */
 export function spawnPgOffload(
   args: string[],
   env: Record<string, string>,
-  options: { via?: "cli" | "bin" } = {},
+  options: { via?: "cli" | "bin"; root?: string } = {},
 ): BridgeProcess {
-  const command = options.via === "bin" ? [BIN, ...args] : ["--import", "tsx", CLI, ...args];
+  const bin = options.root ? join(options.root, "bin", "pg-offload.js") : BIN;
+  const command =
+    options.via === "bin" || options.root ? [bin, ...args] : ["--import", "tsx", CLI, ...args];
   const child = spawn(process.execPath, command, {
     env: {
       ...process.env,

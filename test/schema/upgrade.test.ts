@@ -1,0 +1,166 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  installSchema,
+  SchemaInstallError,
+  SchemaTooNewError,
+} from "../../bridge/schema-installer.ts";
+import type { RunningBridge } from "../../bridge/bridge.ts";
+import { startTestBridge, waitForJob } from "../support/bridge-harness.ts";
+import { quickBridgeEnv, spawnBridge, spawnPgOffload } from "../support/bridge-process.ts";
+import { tableDigest } from "../support/digest.ts";
+import { fixture } from "../support/fixtures.ts";
+import { offloadSchemaDump, pgDumpPath } from "../support/schema-dump.ts";
+import {
+  createEmptyDatabase,
+  createTestDatabase,
+  type TestDatabase,
+} from "../support/test-database.ts";
+
+const run = promisify(execFile);
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+/** The first release: the starting point every upgrade path is tested from. */
+const FIRST_RELEASE = "v0.1.0";
+
+/** The tree of a tagged release, runnable (this checkout's node_modules: the same lockfile). */
+async function checkoutRelease(tag: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `pg-offload-${tag}-`));
+  await run("git", ["-C", REPO, "rev-parse", "--verify", `${tag}^{commit}`]).catch(() => {
+    throw new Error(`git tag ${tag} is missing from this clone: git fetch --tags, then run again`);
+  });
+  await run("sh", ["-c", `git -C "${REPO}" archive ${tag} | tar -x -C "${dir}"`]);
+  await symlink(join(REPO, "node_modules"), join(dir, "node_modules"));
+  return dir;
+}
+
+async function pgOffload(root: string, args: string[], databaseUrl: string) {
+  const command = spawnPgOffload(args, { PGOFFLOAD_DATABASE_URL: databaseUrl }, { root });
+  const { code } = await command.exited;
+  return { code, output: command.output() };
+}
+
+describe.skipIf(!pgDumpPath())(`upgrade from ${FIRST_RELEASE}`, () => {
+  let release: string;
+  let storeDir: string;
+  const databases: TestDatabase[] = [];
+  const bridges: RunningBridge[] = [];
+
+  beforeAll(async () => {
+    release = await checkoutRelease(FIRST_RELEASE);
+    storeDir = await mkdtemp(join(tmpdir(), "pg-offload-upgrade-store-"));
+  });
+  afterAll(async () => {
+    await Promise.all(bridges.map((b) => b.stop()));
+    await Promise.all(databases.map((d) => d.drop()));
+    await rm(release, { recursive: true, force: true });
+    await rm(storeDir, { recursive: true, force: true });
+  });
+
+  async function database(label: string, fresh: "empty" | "installed") {
+    const db = await (fresh === "empty" ? createEmptyDatabase(label) : createTestDatabase(label));
+    databases.push(db);
+    return db;
+  }
+
+  it("a database installed and offloaded by 0.1.0 upgrades to the fresh schema, its rows unchanged", async () => {
+    const db = await database("upgrade", "empty");
+    expect(await pgOffload(release, ["install"], db.url)).toMatchObject({ code: 0 });
+    await db.pool.query(fixture("awkward-table.sql"));
+    await db.pool.query(
+      "SELECT offload.define_policy('cold_after_30d', time_column => 'created_at', older_than => interval '30 days')",
+    );
+    await db.pool.query("SELECT offload.attach_policy('public.awkward', 'cold_after_30d')");
+    const before = await tableDigest(db.pool, "awkward");
+
+    // Offloaded by 0.1.0's own bridge, so the segments, chunks and layouts are 0.1.0's.
+    const oldBridge = spawnBridge(quickBridgeEnv(db.url, storeDir), { root: release });
+    try {
+      await oldBridge.started();
+      const { rows } = await db.pool.query("SELECT offload.run('awkward') AS id");
+      expect(await waitForJob(db.pool, Number(rows[0].id))).toMatchObject({ state: "succeeded" });
+    } finally {
+      await oldBridge.kill("SIGTERM");
+    }
+    const cold = await db.pool.query(
+      "SELECT count(*)::int AS n FROM offload.segments WHERE state = 'committed'",
+    );
+    expect(cold.rows[0].n).toBeGreaterThan(0);
+
+    const client = await db.pool.connect();
+    try {
+      expect(await installSchema(client)).toEqual([18]);
+    } finally {
+      client.release();
+    }
+    const fresh = await database("upgrade-fresh", "installed");
+    expect(await offloadSchemaDump(db.url)).toBe(await offloadSchemaDump(fresh.url));
+
+    // Read back through this release's bridge: every row as before, the cold ones from the store.
+    bridges.push(await startTestBridge(db.url, { kind: "local", dir: storeDir }));
+    expect(await tableDigest(db.pool, "awkward")).toBe(before);
+    const hot = await db.pool.query("SELECT count(*)::int AS n FROM ONLY awkward");
+    const all = await db.pool.query("SELECT count(*)::int AS n FROM awkward");
+    expect(hot.rows[0].n).toBeLessThan(all.rows[0].n);
+  });
+
+  it("0.1.0's installer refuses a database this release installed, and changes nothing", async () => {
+    const db = await database("old-installer", "installed");
+    const schema = await offloadSchemaDump(db.url);
+    const { code, output } = await pgOffload(release, ["install"], db.url);
+    expect(code).not.toBe(0);
+    expect(output).toContain("this database's schema is newer than the installer");
+    expect(output).toContain("018_schema_release");
+    expect(await offloadSchemaDump(db.url)).toBe(schema);
+  });
+
+  it("an installer refuses a database with a migration it does not know, and changes nothing", async () => {
+    const db = await database("future-migration", "installed");
+    await db.pool.query(
+      "INSERT INTO offload.migrations (version, name) VALUES (999, '999_future')",
+    );
+    const schema = await offloadSchemaDump(db.url);
+    const client = await db.pool.connect();
+    try {
+      const error = await installSchema(client).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SchemaTooNewError);
+      expect(String(error)).toContain("it has migration 999_future");
+      expect(String(error)).toContain("knows migrations up to 18");
+    } finally {
+      client.release();
+    }
+    expect(await offloadSchemaDump(db.url)).toBe(schema);
+  });
+
+  it("an installer refuses a database whose functions a newer release installed", async () => {
+    const db = await database("future-release", "installed");
+    await db.pool.query("UPDATE offload.schema_release SET release = '99.0.0'");
+    const client = await db.pool.connect();
+    try {
+      const error = await installSchema(client).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SchemaTooNewError);
+      expect(error).not.toBeInstanceOf(SchemaInstallError);
+      expect(String(error)).toContain("release 99.0.0 installed it");
+    } finally {
+      client.release();
+    }
+    const { rows } = await db.pool.query("SELECT release FROM offload.schema_release");
+    expect(rows[0].release).toBe("99.0.0");
+  });
+
+  it("installing again changes nothing and applies no migration", async () => {
+    const db = await database("reinstall", "installed");
+    const schema = await offloadSchemaDump(db.url);
+    const client = await db.pool.connect();
+    try {
+      expect(await installSchema(client)).toEqual([]);
+    } finally {
+      client.release();
+    }
+    expect(await offloadSchemaDump(db.url)).toBe(schema);
+  });
+});
