@@ -5,7 +5,7 @@ import { offloadSchemaDump, pgDumpPath } from "../support/schema-dump.ts";
 // A fresh install must be what test/schema/snapshot.sql says, object by object: a change to the
 // schema (a migration, a function, a grant) shows up here as a diff to commit with it. After an
 // intended change: `npx vitest run test/schema/schema-snapshot.test.ts -u` rewrites the file.
-describe.skipIf(!pgDumpPath())("schema snapshot", () => {
+describe.skipIf(!pgDumpPath("the schema snapshot"))("schema snapshot", () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase("schema-snapshot");

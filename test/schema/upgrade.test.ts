@@ -44,7 +44,7 @@ async function pgOffload(root: string, args: string[], databaseUrl: string) {
   return { code, output: command.output() };
 }
 
-describe.skipIf(!pgDumpPath())(`upgrade from ${FIRST_RELEASE}`, () => {
+describe.skipIf(!pgDumpPath("the upgrade test"))(`upgrade from ${FIRST_RELEASE}`, () => {
   let release: string;
   let storeDir: string;
   const databases: TestDatabase[] = [];

