@@ -184,10 +184,10 @@ REVOKE EXECUTE ON FUNCTION offload.record_chunks(segment bigint, segment_epoch i
 -- The one transaction of an offload (DESIGN.md decision 4). Runs in the REPEATABLE READ
 -- transaction whose snapshot the COPY read: records the chunks (offload.record_chunks), creates
 -- the segment table, moves the rows out of the heap (offload.delete_moved_rows) and marks the
--- segment committed. Fails, leaving everything as it was, unless it deletes exactly the rows that
--- were copied.
-CREATE OR REPLACE FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb,
-                                                       reader_program text, copied_rows bigint)
+-- segment committed, with the layout its epoch stores (offload.record_layout). Fails, leaving
+-- everything as it was, unless it deletes exactly the rows that were copied.
+CREATE OR REPLACE FUNCTION offload.commit_segment(segment bigint, chunks jsonb,
+                                                  reader_program text, copied_rows bigint)
 RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -282,18 +282,6 @@ BEGIN
          raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment),
          stored_bytes = (SELECT coalesce(sum(c.stored_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment)
    WHERE id = segment;
-  RETURN seg_table;
-END $$;
-REVOKE EXECUTE ON FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) FROM PUBLIC;
-
--- The commit of a segment (offload.commit_segment_rows) and the layout its epoch stores.
-CREATE OR REPLACE FUNCTION offload.commit_segment(segment bigint, chunks jsonb, reader_program text,
-                                       copied_rows bigint)
-RETURNS regclass
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  seg_table regclass := offload.commit_segment_rows(segment, chunks, reader_program, copied_rows);
-BEGIN
   PERFORM offload.record_layout(segment);
   RETURN seg_table;
 END $$;

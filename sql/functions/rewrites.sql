@@ -354,10 +354,10 @@ REVOKE EXECUTE ON FUNCTION offload.rewrite_step(segment bigint, params jsonb, re
 
 -- Swaps a segment to its new epoch in one transaction: records the new chunks
 -- (offload.record_chunks), retires the old epoch's (readable until garbage collection after the
--- grace period) and points the segment table's reader at the new epoch. Scans already running
--- finish on the old epoch.
-CREATE OR REPLACE FUNCTION offload.swap_segment_chunks(segment bigint, new_epoch int, chunks jsonb,
-                                                       reader_program text, new_rows bigint)
+-- grace period), points the segment table's reader at the new epoch and records the layout the
+-- new epoch stores (offload.record_layout). Scans already running finish on the old epoch.
+CREATE OR REPLACE FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch int, chunks jsonb,
+                                                      reader_program text, new_rows bigint)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -379,16 +379,6 @@ BEGIN
          raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment AND c.epoch = new_epoch),
          stored_bytes = (SELECT coalesce(sum(c.stored_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment AND c.epoch = new_epoch)
    WHERE id = segment;
-END $$;
-REVOKE EXECUTE ON FUNCTION offload.swap_segment_chunks(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) FROM PUBLIC;
-
--- The swap of a segment's epoch (offload.swap_segment_chunks) and the layout the new epoch stores.
-CREATE OR REPLACE FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch int, chunks jsonb,
-                                           reader_program text, new_rows bigint)
-RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  PERFORM offload.swap_segment_chunks(segment, new_epoch, chunks, reader_program, new_rows);
   PERFORM offload.record_layout(segment);
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) FROM PUBLIC;

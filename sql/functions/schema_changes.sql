@@ -86,7 +86,10 @@ CREATE OR REPLACE FUNCTION offload.changed_here(rel regclass, col int2) RETURNS 
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT xmin = pg_current_xact_id()::xid FROM pg_attribute WHERE attrelid = rel AND attnum = col);
 
--- Refuses a column of the segment table changed by an earlier transaction (see added_column_value).
+-- The functions that evaluate a default, cast a value or read the offloaded rows for an ALTER run
+-- only for what the current transaction changed: a change the event trigger did not see when it
+-- was made (a column added through a parent table) is refused, not evaluated with the rights of
+-- whichever later ALTER found it.
 CREATE OR REPLACE FUNCTION offload.refuse_unseen_change(rel regclass, col int2) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -104,7 +107,7 @@ END $$;
 -- settings (a timestamp default of now() means the session's local time for the hot rows, so
 -- for the cold ones too). Refuses columns whose value differs row by row (volatile defaults,
 -- identity, generated columns).
-CREATE OR REPLACE FUNCTION offload.added_column_value_here(segment_table regclass, col int2, cold_rows bigint)
+CREATE OR REPLACE FUNCTION offload.added_column_value(segment_table regclass, col int2, cold_rows bigint)
 RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -113,6 +116,7 @@ DECLARE
   value text;
   problem text;
 BEGIN
+  PERFORM offload.refuse_unseen_change(segment_table, col);
   SELECT * INTO a FROM pg_attribute WHERE attrelid = segment_table AND attnum = col;
   SELECT adbin INTO expr FROM pg_attrdef WHERE adrelid = segment_table AND adnum = col;
   IF expr IS NULL THEN
@@ -143,17 +147,6 @@ BEGIN
   RETURN value;
 END $$;
 
--- The functions that evaluate a default, cast a value or read the offloaded rows for an ALTER
--- (offload.*_here) run only for what the current transaction changed: a change the event trigger
--- did not see when it was made (a column added through a parent table) is refused, not evaluated
--- with the rights of whichever later ALTER found it.
-CREATE OR REPLACE FUNCTION offload.added_column_value(segment_table regclass, col int2, cold_rows bigint) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  PERFORM offload.refuse_unseen_change(segment_table, col);
-  RETURN offload.added_column_value_here(segment_table, col, cold_rows);
-END $$;
-
 -- The value offloaded rows show for a column added after them, once ALTER COLUMN ... TYPE has
 -- changed its type: what that ALTER makes of the value in the hot rows. PostgreSQL converts with
 -- the assignment cast: the cast to the new type, then its length or precision applied without
@@ -161,7 +154,7 @@ END $$;
 -- the grammar reads `bit` and `char` as bit(1) and char(1)), then applied the typmod the way the
 -- read will: by the type's input function, through jsonb_populate_record. Runs in the session's
 -- settings, as the cast of the hot rows does.
-CREATE OR REPLACE FUNCTION offload.retyped_added_value_here(table_id regclass, segment_table regclass, col_name text, value text,
+CREATE OR REPLACE FUNCTION offload.retyped_added_value(table_id regclass, segment_table regclass, col_name text, value text,
                                             old_type regtype, old_mod int, new_type regtype, new_mod int)
 RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -170,6 +163,8 @@ DECLARE
                        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = new_type);
   result text;
 BEGIN
+  PERFORM offload.refuse_unseen_change(segment_table,
+    (SELECT attnum FROM pg_attribute WHERE attrelid = segment_table AND attname = col_name));
   IF value IS NULL OR offload.reads_as(old_type, old_mod, new_type, new_mod) THEN
     RETURN value;
   END IF;
@@ -183,18 +178,6 @@ EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
     col_name, table_id, format_type(new_type, new_mod), segment_table, quote_literal(value), SQLERRM
     USING ERRCODE = SQLSTATE,
           HINT = 'Alter the column to a type its value fits, or bring the rows back with offload.load_back().';
-END $$;
-
--- retyped_added_value_here, after refusing a column that an earlier transaction changed.
-CREATE OR REPLACE FUNCTION offload.retyped_added_value(table_id regclass, segment_table regclass, col_name text, value text,
-                                            old_type regtype, old_mod int, new_type regtype, new_mod int)
-RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  PERFORM offload.refuse_unseen_change(segment_table,
-    (SELECT attnum FROM pg_attribute WHERE attrelid = segment_table AND attname = col_name));
-  RETURN offload.retyped_added_value_here(table_id, segment_table, col_name, value, old_type, old_mod,
-                                          new_type, new_mod);
 END $$;
 
 -- What one ALTER did to a segment table's columns, against what was last seen: renamed
@@ -335,7 +318,7 @@ END $$;
 
 -- The checks an ALTER needs against the offloaded rows: columns that became NOT NULL, and CHECK
 -- constraints the current transaction put on the segment table (not pg-offload's own).
-CREATE OR REPLACE FUNCTION offload.check_cold_rows_here(segment bigint, changes jsonb) RETURNS void
+CREATE OR REPLACE FUNCTION offload.check_cold_rows(segment bigint, changes jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s offload.segments%ROWTYPE;
@@ -344,6 +327,8 @@ DECLARE
   c record;
 BEGIN
   SELECT * INTO s FROM offload.segments WHERE id = segment;
+  PERFORM offload.refuse_unseen_change(s.segment_table, made_not_null.attnum::int2)
+     FROM jsonb_array_elements_text(changes -> 'not_null') AS made_not_null(attnum);
   FOR col IN SELECT jsonb_array_elements_text(changes -> 'not_null')::int2 LOOP
     SELECT attname INTO col_name FROM pg_attribute WHERE attrelid = s.segment_table AND attnum = col;
     PERFORM offload.check_cold_condition(s, changes, format('%I IS NOT NULL', col_name), ARRAY[col],
@@ -355,16 +340,6 @@ BEGIN
     PERFORM offload.check_cold_condition(s, changes, c.expr, coalesce(c.conkey, '{}'),
                                          format('check constraint "%s"', c.conname), 'check_violation');
   END LOOP;
-END $$;
-
--- check_cold_rows_here, after refusing NOT NULL columns that an earlier transaction changed.
-CREATE OR REPLACE FUNCTION offload.check_cold_rows(segment bigint, changes jsonb) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  PERFORM offload.refuse_unseen_change(s.segment_table, c::int2)
-     FROM offload.segments s, jsonb_array_elements_text(changes -> 'not_null') c
-    WHERE s.id = segment;
-  PERFORM offload.check_cold_rows_here(segment, changes);
 END $$;
 
 -- Records what column_changes found, and the transaction that added or dropped columns.

@@ -76,28 +76,13 @@ CREATE FUNCTION offload.added_column_value(segment_table regclass, col smallint,
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-BEGIN
-  PERFORM offload.refuse_unseen_change(segment_table, col);
-  RETURN offload.added_column_value_here(segment_table, col, cold_rows);
-END $$;
-
-
-ALTER FUNCTION offload.added_column_value(segment_table regclass, col smallint, cold_rows bigint) OWNER TO <installer>;
-
---
--- Name: added_column_value_here(regclass, smallint, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
---
-
-CREATE FUNCTION offload.added_column_value_here(segment_table regclass, col smallint, cold_rows bigint) RETURNS text
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
 DECLARE
   a pg_attribute%ROWTYPE;
   expr pg_node_tree;
   value text;
   problem text;
 BEGIN
+  PERFORM offload.refuse_unseen_change(segment_table, col);
   SELECT * INTO a FROM pg_attribute WHERE attrelid = segment_table AND attnum = col;
   SELECT adbin INTO expr FROM pg_attrdef WHERE adrelid = segment_table AND adnum = col;
   IF expr IS NULL THEN
@@ -129,7 +114,7 @@ BEGIN
 END $$;
 
 
-ALTER FUNCTION offload.added_column_value_here(segment_table regclass, col smallint, cold_rows bigint) OWNER TO <installer>;
+ALTER FUNCTION offload.added_column_value(segment_table regclass, col smallint, cold_rows bigint) OWNER TO <installer>;
 
 --
 -- Name: apply_column_changes(bigint, jsonb); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -457,24 +442,6 @@ ALTER FUNCTION offload.check_cold_condition(s offload.segments, changes jsonb, c
 CREATE FUNCTION offload.check_cold_rows(segment bigint, changes jsonb) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-  PERFORM offload.refuse_unseen_change(s.segment_table, c::int2)
-     FROM offload.segments s, jsonb_array_elements_text(changes -> 'not_null') c
-    WHERE s.id = segment;
-  PERFORM offload.check_cold_rows_here(segment, changes);
-END $$;
-
-
-ALTER FUNCTION offload.check_cold_rows(segment bigint, changes jsonb) OWNER TO <installer>;
-
---
--- Name: check_cold_rows_here(bigint, jsonb); Type: FUNCTION; Schema: offload; Owner: <installer>
---
-
-CREATE FUNCTION offload.check_cold_rows_here(segment bigint, changes jsonb) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
   s offload.segments%ROWTYPE;
@@ -483,6 +450,8 @@ DECLARE
   c record;
 BEGIN
   SELECT * INTO s FROM offload.segments WHERE id = segment;
+  PERFORM offload.refuse_unseen_change(s.segment_table, made_not_null.attnum::int2)
+     FROM jsonb_array_elements_text(changes -> 'not_null') AS made_not_null(attnum);
   FOR col IN SELECT jsonb_array_elements_text(changes -> 'not_null')::int2 LOOP
     SELECT attname INTO col_name FROM pg_attribute WHERE attrelid = s.segment_table AND attnum = col;
     PERFORM offload.check_cold_condition(s, changes, format('%I IS NOT NULL', col_name), ARRAY[col],
@@ -497,7 +466,7 @@ BEGIN
 END $_$;
 
 
-ALTER FUNCTION offload.check_cold_rows_here(segment bigint, changes jsonb) OWNER TO <installer>;
+ALTER FUNCTION offload.check_cold_rows(segment bigint, changes jsonb) OWNER TO <installer>;
 
 --
 -- Name: check_expression(regclass, text, text, text); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -846,24 +815,6 @@ CREATE FUNCTION offload.commit_segment(segment bigint, chunks jsonb, reader_prog
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-  seg_table regclass := offload.commit_segment_rows(segment, chunks, reader_program, copied_rows);
-BEGIN
-  PERFORM offload.record_layout(segment);
-  RETURN seg_table;
-END $$;
-
-
-ALTER FUNCTION offload.commit_segment(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) OWNER TO <installer>;
-
---
--- Name: commit_segment_rows(bigint, jsonb, text, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
---
-
-CREATE FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) RETURNS regclass
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
   s offload.segments%ROWTYPE;
   parent pg_class%ROWTYPE;
   seg_name name;
@@ -955,11 +906,12 @@ BEGIN
          raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment),
          stored_bytes = (SELECT coalesce(sum(c.stored_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment)
    WHERE id = segment;
+  PERFORM offload.record_layout(segment);
   RETURN seg_table;
 END $$;
 
 
-ALTER FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) OWNER TO <installer>;
+ALTER FUNCTION offload.commit_segment(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) OWNER TO <installer>;
 
 --
 -- Name: copy_text(anyelement); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2441,29 +2393,13 @@ CREATE FUNCTION offload.retyped_added_value(table_id regclass, segment_table reg
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-BEGIN
-  PERFORM offload.refuse_unseen_change(segment_table,
-    (SELECT attnum FROM pg_attribute WHERE attrelid = segment_table AND attname = col_name));
-  RETURN offload.retyped_added_value_here(table_id, segment_table, col_name, value, old_type, old_mod,
-                                          new_type, new_mod);
-END $$;
-
-
-ALTER FUNCTION offload.retyped_added_value(table_id regclass, segment_table regclass, col_name text, value text, old_type regtype, old_mod integer, new_type regtype, new_mod integer) OWNER TO <installer>;
-
---
--- Name: retyped_added_value_here(regclass, regclass, text, text, regtype, integer, regtype, integer); Type: FUNCTION; Schema: offload; Owner: <installer>
---
-
-CREATE FUNCTION offload.retyped_added_value_here(table_id regclass, segment_table regclass, col_name text, value text, old_type regtype, old_mod integer, new_type regtype, new_mod integer) RETURNS text
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
 DECLARE
   base_type text := (SELECT format('%I.%I', n.nspname, t.typname)
                        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = new_type);
   result text;
 BEGIN
+  PERFORM offload.refuse_unseen_change(segment_table,
+    (SELECT attnum FROM pg_attribute WHERE attrelid = segment_table AND attname = col_name));
   IF value IS NULL OR offload.reads_as(old_type, old_mod, new_type, new_mod) THEN
     RETURN value;
   END IF;
@@ -2480,7 +2416,7 @@ EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
 END $$;
 
 
-ALTER FUNCTION offload.retyped_added_value_here(table_id regclass, segment_table regclass, col_name text, value text, old_type regtype, old_mod integer, new_type regtype, new_mod integer) OWNER TO <installer>;
+ALTER FUNCTION offload.retyped_added_value(table_id regclass, segment_table regclass, col_name text, value text, old_type regtype, old_mod integer, new_type regtype, new_mod integer) OWNER TO <installer>;
 
 --
 -- Name: rewrite_cold(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2850,10 +2786,10 @@ END $$;
 ALTER FUNCTION offload.swap_rewritten_segment(job bigint, segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint, matched bigint, fingerprint text) OWNER TO <installer>;
 
 --
--- Name: swap_segment_chunks(bigint, integer, jsonb, text, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
+-- Name: swap_segment_epoch(bigint, integer, jsonb, text, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
-CREATE FUNCTION offload.swap_segment_chunks(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) RETURNS void
+CREATE FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -2876,21 +2812,6 @@ BEGIN
          raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment AND c.epoch = new_epoch),
          stored_bytes = (SELECT coalesce(sum(c.stored_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment AND c.epoch = new_epoch)
    WHERE id = segment;
-END $$;
-
-
-ALTER FUNCTION offload.swap_segment_chunks(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) OWNER TO <installer>;
-
---
--- Name: swap_segment_epoch(bigint, integer, jsonb, text, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
---
-
-CREATE FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-  PERFORM offload.swap_segment_chunks(segment, new_epoch, chunks, reader_program, new_rows);
   PERFORM offload.record_layout(segment);
 END $$;
 
@@ -3720,13 +3641,6 @@ REVOKE ALL ON FUNCTION offload.commit_segment(segment bigint, chunks jsonb, read
 
 
 --
--- Name: FUNCTION commit_segment_rows(segment bigint, chunks jsonb, reader_program text, copied_rows bigint); Type: ACL; Schema: offload; Owner: <installer>
---
-
-REVOKE ALL ON FUNCTION offload.commit_segment_rows(segment bigint, chunks jsonb, reader_program text, copied_rows bigint) FROM PUBLIC;
-
-
---
 -- Name: FUNCTION create_as_user(role name, rel regclass, settings jsonb, fn name, expression text, result_type text); Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -3906,13 +3820,6 @@ REVOKE ALL ON FUNCTION offload.set_reader_program(segment_table regclass, progra
 --
 
 REVOKE ALL ON FUNCTION offload.swap_rewritten_segment(job bigint, segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint, matched bigint, fingerprint text) FROM PUBLIC;
-
-
---
--- Name: FUNCTION swap_segment_chunks(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint); Type: ACL; Schema: offload; Owner: <installer>
---
-
-REVOKE ALL ON FUNCTION offload.swap_segment_chunks(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) FROM PUBLIC;
 
 
 --
