@@ -110,6 +110,14 @@ BEGIN
   END IF;
 END $$;
 
+-- Is `col` a live column of `rel` whose type has a default btree ordering (so min/max exist)?
+-- Zone-map columns must be.
+CREATE OR REPLACE FUNCTION offload.has_ordering(rel regclass, col name) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT FROM pg_attribute a JOIN pg_opclass o ON o.opcintype = a.atttypid
+                 JOIN pg_am m ON m.oid = o.opcmethod AND m.amname = 'btree' AND o.opcdefault
+                WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped);
+
 -- A policy attached to a table names columns (time, zone maps): they must stay as named.
 CREATE OR REPLACE FUNCTION offload.check_policy_columns(rel regclass) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -216,9 +224,7 @@ BEGIN
       RAISE EXCEPTION 'pg-offload: zone-map column "%" of policy "%" does not exist in table %', zone_col, policy, rel
         USING ERRCODE = 'undefined_column';
     END IF;
-    IF NOT EXISTS (SELECT FROM pg_attribute a JOIN pg_opclass o ON o.opcintype = a.atttypid
-                   JOIN pg_am m ON m.oid = o.opcmethod AND m.amname = 'btree' AND o.opcdefault
-                   WHERE a.attrelid = rel AND a.attname = zone_col) THEN
+    IF NOT offload.has_ordering(rel, zone_col) THEN
       RAISE EXCEPTION 'pg-offload: zone-map column "%" of table % has type %, which has no ordering (min/max)', zone_col, rel,
         (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = rel AND attname = zone_col)
         USING ERRCODE = 'datatype_mismatch';
@@ -280,10 +286,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Attach policies with offload.attach_policy().';
   END IF;
   FOREACH zone_col IN ARRAY p.zone_map_columns LOOP
-    IF NOT EXISTS (SELECT FROM pg_attribute a JOIN pg_opclass o ON o.opcintype = a.atttypid
-                   JOIN pg_am m ON m.oid = o.opcmethod AND m.amname = 'btree' AND o.opcdefault
-                   WHERE a.attrelid = NEW.table_id AND a.attname = zone_col AND a.attnum > 0
-                     AND NOT a.attisdropped) THEN
+    IF NOT offload.has_ordering(NEW.table_id, zone_col) THEN
       RAISE EXCEPTION 'pg-offload: zone-map column "%" of policy "%" is not a column of table % with an ordering',
         zone_col, NEW.policy_name, NEW.table_id
         USING ERRCODE = 'invalid_parameter_value', HINT = 'Attach policies with offload.attach_policy().';

@@ -207,9 +207,7 @@ BEGIN
       RAISE EXCEPTION 'pg-offload: zone-map column "%" of policy "%" does not exist in table %', zone_col, policy, rel
         USING ERRCODE = 'undefined_column';
     END IF;
-    IF NOT EXISTS (SELECT FROM pg_attribute a JOIN pg_opclass o ON o.opcintype = a.atttypid
-                   JOIN pg_am m ON m.oid = o.opcmethod AND m.amname = 'btree' AND o.opcdefault
-                   WHERE a.attrelid = rel AND a.attname = zone_col) THEN
+    IF NOT offload.has_ordering(rel, zone_col) THEN
       RAISE EXCEPTION 'pg-offload: zone-map column "%" of table % has type %, which has no ordering (min/max)', zone_col, rel,
         (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = rel AND attname = zone_col)
         USING ERRCODE = 'datatype_mismatch';
@@ -327,10 +325,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Attach policies with offload.attach_policy().';
   END IF;
   FOREACH zone_col IN ARRAY p.zone_map_columns LOOP
-    IF NOT EXISTS (SELECT FROM pg_attribute a JOIN pg_opclass o ON o.opcintype = a.atttypid
-                   JOIN pg_am m ON m.oid = o.opcmethod AND m.amname = 'btree' AND o.opcdefault
-                   WHERE a.attrelid = NEW.table_id AND a.attname = zone_col AND a.attnum > 0
-                     AND NOT a.attisdropped) THEN
+    IF NOT offload.has_ordering(NEW.table_id, zone_col) THEN
       RAISE EXCEPTION 'pg-offload: zone-map column "%" of policy "%" is not a column of table % with an ordering',
         zone_col, NEW.policy_name, NEW.table_id
         USING ERRCODE = 'invalid_parameter_value', HINT = 'Attach policies with offload.attach_policy().';
@@ -1479,6 +1474,18 @@ $$;
 
 
 ALTER FUNCTION offload.gc_segments(grace interval) OWNER TO <installer>;
+
+--
+-- Name: has_ordering(regclass, name); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.has_ordering(rel regclass, col name) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (EXISTS (SELECT FROM ((pg_attribute a JOIN pg_opclass o ON ((o.opcintype = a.atttypid))) JOIN pg_am m ON (((m.oid = o.opcmethod) AND (m.amname = 'btree'::name) AND o.opcdefault))) WHERE ((a.attrelid = (has_ordering.rel)::oid) AND (a.attname = has_ordering.col) AND (a.attnum > 0) AND (NOT a.attisdropped))));
+
+
+ALTER FUNCTION offload.has_ordering(rel regclass, col name) OWNER TO <installer>;
 
 --
 -- Name: has_rows(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
