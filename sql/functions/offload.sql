@@ -181,45 +181,19 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.record_chunks(segment bigint, segment_epoch integer, chunks jsonb) FROM PUBLIC;
 
--- The one transaction of an offload (DESIGN.md decision 4). Runs in the REPEATABLE READ
--- transaction whose snapshot the COPY read: records the chunks (offload.record_chunks), creates
--- the segment table, moves the rows out of the heap (offload.delete_moved_rows) and marks the
--- segment committed, with the layout its epoch stores (offload.record_layout). Fails, leaving
--- everything as it was, unless it deletes exactly the rows that were copied.
-CREATE OR REPLACE FUNCTION offload.commit_segment(segment bigint, chunks jsonb,
-                                                  reader_program text, copied_rows bigint)
-RETURNS regclass
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- The CHECK constraints of a new segment table beyond its key range, as ", CONSTRAINT ..." items.
+-- Zone maps: each column's exact min/max over the copied rows, so a WHERE on the column can
+-- exclude the segment too. An empty segment: nothing can match it. The planner refutes
+-- "col IS NULL" from any strict condition on col (it does not use a constant false), so the key
+-- and zone-map columns are named.
+CREATE OR REPLACE FUNCTION offload.segment_checks(s offload.segments, copied_rows bigint) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  s offload.segments%ROWTYPE;
-  parent pg_class%ROWTYPE;
-  seg_name name;
-  seg_table regclass;
-  deleted bigint;
-  checks text;
+  checks text := '';
   zone record;
 BEGIN
-  SELECT * INTO s FROM offload.segments WHERE id = segment FOR UPDATE;
-  IF s.state IS DISTINCT FROM 'pending' THEN
-    RAISE EXCEPTION 'pg-offload: segment % is %, not pending', segment, coalesce(s.state, 'missing');
-  END IF;
-  SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
-
-  -- A query planned before this commit and executed after it would miss the moved rows (its plan
-  -- lacks the new segment table, its snapshot sees them deleted). Only ACCESS EXCLUSIVE waits for
-  -- such queries; the caller's lock_timeout bounds the wait, and the job retries on timeout.
-  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', s.table_id);
-
-  PERFORM offload.record_chunks(segment, s.epoch, chunks);
-
-  -- Zone maps: each column's exact min/max over the copied rows (this is the copy's snapshot), so
-  -- a WHERE on the column can exclude the segment too.
-  s.zone_map := offload.segment_zone_map(segment);
-  checks := '';
   IF copied_rows = 0 THEN
-    -- Nothing can match an empty segment. The planner refutes "col IS NULL" from any strict
-    -- condition on col (it does not use a constant false), so name the key and zone-map columns.
-    SELECT format(', CONSTRAINT %I CHECK (%s)', 'offloaded_' || segment || '_empty',
+    SELECT format(', CONSTRAINT %I CHECK (%s)', 'offloaded_' || s.id || '_empty',
                   string_agg(format('%I IS NULL', c), ' AND '))
       INTO checks
       FROM unnest(ARRAY[s.key_column] || (SELECT p.zone_map_columns FROM offload.attachments a
@@ -227,14 +201,29 @@ BEGIN
   END IF;
   FOR zone IN SELECT key, value->>0 AS lo, value->>1 AS hi FROM jsonb_each(s.zone_map) LOOP
     checks := checks || format(', CONSTRAINT %I CHECK (%I >= %L::%s AND %I <= %L::%s)',
-      left(zone.key, 40) || '_zone_' || segment, zone.key, zone.lo,
+      left(zone.key, 40) || '_zone_' || s.id, zone.key, zone.lo,
       (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key),
       zone.key, zone.hi,
       (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key));
   END LOOP;
+  RETURN checks;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.segment_checks(s offload.segments, copied_rows bigint) FROM PUBLIC;
 
+-- Creates the segment table of a segment: a child of a plain table (its key range as a CHECK),
+-- or, for a partition offload, the partition detached and a foreign partition with its bounds
+-- attached in its place. Owned by the table's owner; its comment says what it is.
+CREATE OR REPLACE FUNCTION offload.create_segment_table(s offload.segments, checks text,
+                                                        reader_program text) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  parent pg_class%ROWTYPE;
+  seg_name name;
+  seg_table regclass;
+BEGIN
+  SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
   IF s.partition_name IS NULL THEN
-    seg_name := offload.segment_table_name(parent.relname, segment);
+    seg_name := offload.segment_table_name(parent.relname, s.id);
     EXECUTE format(
       'CREATE FOREIGN TABLE %s.%I (CONSTRAINT %I CHECK (%s)%s) INHERITS (%s)
          SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
@@ -242,7 +231,7 @@ BEGIN
       checks, s.table_id, reader_program, s.encoding);
   ELSE
     seg_name := offload.segment_table_name(
-      (SELECT relname FROM pg_class WHERE oid = s.partition_name::regclass), segment);
+      (SELECT relname FROM pg_class WHERE oid = s.partition_name::regclass), s.id);
     EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.partition_name::regclass);
     EXECUTE format(
       'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
@@ -254,9 +243,40 @@ BEGIN
   seg_table := format('%s.%I', parent.relnamespace::regnamespace, seg_name)::regclass;
   EXECUTE format('ALTER FOREIGN TABLE %s OWNER TO %s', seg_table, parent.relowner::regrole);
   EXECUTE format('COMMENT ON FOREIGN TABLE %s IS %L', seg_table,
-    format('pg-offload segment %s of %s: %s, read-only', segment, s.table_id,
+    format('pg-offload segment %s of %s: %s, read-only', s.id, s.table_id,
            coalesce('partition ' || s.partition_name || ' ' || s.partition_bound,
                     'rows with ' || offload.range_condition(s))));
+  RETURN seg_table;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.create_segment_table(s offload.segments, checks text, reader_program text) FROM PUBLIC;
+
+-- The one transaction of an offload (DESIGN.md decision 4). Runs in the REPEATABLE READ
+-- transaction whose snapshot the COPY read: records the chunks (offload.record_chunks), creates
+-- the segment table, moves the rows out of the heap (offload.delete_moved_rows) and marks the
+-- segment committed, with the layout its epoch stores (offload.record_layout). Fails, leaving
+-- everything as it was, unless it deletes exactly the rows that were copied.
+CREATE OR REPLACE FUNCTION offload.commit_segment(segment bigint, chunks jsonb,
+                                                  reader_program text, copied_rows bigint)
+RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s offload.segments%ROWTYPE;
+  seg_table regclass;
+  deleted bigint;
+BEGIN
+  SELECT * INTO s FROM offload.segments WHERE id = segment FOR UPDATE;
+  IF s.state IS DISTINCT FROM 'pending' THEN
+    RAISE EXCEPTION 'pg-offload: segment % is %, not pending', segment, coalesce(s.state, 'missing');
+  END IF;
+
+  -- A query planned before this commit and executed after it would miss the moved rows (its plan
+  -- lacks the new segment table, its snapshot sees them deleted). Only ACCESS EXCLUSIVE waits for
+  -- such queries; the caller's lock_timeout bounds the wait, and the job retries on timeout.
+  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', s.table_id);
+
+  PERFORM offload.record_chunks(segment, s.epoch, chunks);
+  s.zone_map := offload.segment_zone_map(segment);  -- in the copy's snapshot: this transaction's
+  seg_table := offload.create_segment_table(s, offload.segment_checks(s, copied_rows), reader_program);
 
   -- file_fdw cannot ANALYZE a program; tell the planner the row count we already know, with 10
   -- pages because file_fdw assumes 10 pages for a program and scales reltuples by that density.

@@ -811,18 +811,13 @@ CREATE FUNCTION offload.commit_segment(segment bigint, chunks jsonb, reader_prog
     AS $$
 DECLARE
   s offload.segments%ROWTYPE;
-  parent pg_class%ROWTYPE;
-  seg_name name;
   seg_table regclass;
   deleted bigint;
-  checks text;
-  zone record;
 BEGIN
   SELECT * INTO s FROM offload.segments WHERE id = segment FOR UPDATE;
   IF s.state IS DISTINCT FROM 'pending' THEN
     RAISE EXCEPTION 'pg-offload: segment % is %, not pending', segment, coalesce(s.state, 'missing');
   END IF;
-  SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
 
   -- A query planned before this commit and executed after it would miss the moved rows (its plan
   -- lacks the new segment table, its snapshot sees them deleted). Only ACCESS EXCLUSIVE waits for
@@ -830,52 +825,8 @@ BEGIN
   EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', s.table_id);
 
   PERFORM offload.record_chunks(segment, s.epoch, chunks);
-
-  -- Zone maps: each column's exact min/max over the copied rows (this is the copy's snapshot), so
-  -- a WHERE on the column can exclude the segment too.
-  s.zone_map := offload.segment_zone_map(segment);
-  checks := '';
-  IF copied_rows = 0 THEN
-    -- Nothing can match an empty segment. The planner refutes "col IS NULL" from any strict
-    -- condition on col (it does not use a constant false), so name the key and zone-map columns.
-    SELECT format(', CONSTRAINT %I CHECK (%s)', 'offloaded_' || segment || '_empty',
-                  string_agg(format('%I IS NULL', c), ' AND '))
-      INTO checks
-      FROM unnest(ARRAY[s.key_column] || (SELECT p.zone_map_columns FROM offload.attachments a
-             JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = s.table_id)) c;
-  END IF;
-  FOR zone IN SELECT key, value->>0 AS lo, value->>1 AS hi FROM jsonb_each(s.zone_map) LOOP
-    checks := checks || format(', CONSTRAINT %I CHECK (%I >= %L::%s AND %I <= %L::%s)',
-      left(zone.key, 40) || '_zone_' || segment, zone.key, zone.lo,
-      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key),
-      zone.key, zone.hi,
-      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key));
-  END LOOP;
-
-  IF s.partition_name IS NULL THEN
-    seg_name := offload.segment_table_name(parent.relname, segment);
-    EXECUTE format(
-      'CREATE FOREIGN TABLE %s.%I (CONSTRAINT %I CHECK (%s)%s) INHERITS (%s)
-         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
-      parent.relnamespace::regnamespace, seg_name, seg_name || '_range', offload.range_condition(s),
-      checks, s.table_id, reader_program, s.encoding);
-  ELSE
-    seg_name := offload.segment_table_name(
-      (SELECT relname FROM pg_class WHERE oid = s.partition_name::regclass), segment);
-    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.partition_name::regclass);
-    EXECUTE format(
-      'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
-         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
-      parent.relnamespace::regnamespace, seg_name, s.table_id,
-      CASE WHEN checks = '' THEN '' ELSE '(' || substr(checks, 3) || ')' END,
-      s.partition_bound, reader_program, s.encoding);
-  END IF;
-  seg_table := format('%s.%I', parent.relnamespace::regnamespace, seg_name)::regclass;
-  EXECUTE format('ALTER FOREIGN TABLE %s OWNER TO %s', seg_table, parent.relowner::regrole);
-  EXECUTE format('COMMENT ON FOREIGN TABLE %s IS %L', seg_table,
-    format('pg-offload segment %s of %s: %s, read-only', segment, s.table_id,
-           coalesce('partition ' || s.partition_name || ' ' || s.partition_bound,
-                    'rows with ' || offload.range_condition(s))));
+  s.zone_map := offload.segment_zone_map(segment);  -- in the copy's snapshot: this transaction's
+  seg_table := offload.create_segment_table(s, offload.segment_checks(s, copied_rows), reader_program);
 
   -- file_fdw cannot ANALYZE a program; tell the planner the row count we already know, with 10
   -- pages because file_fdw assumes 10 pages for a program and scales reltuples by that density.
@@ -961,6 +912,50 @@ END $_$;
 
 
 ALTER FUNCTION offload.create_as_user(role name, rel regclass, settings jsonb, fn name, expression text, result_type text) OWNER TO <installer>;
+
+--
+-- Name: create_segment_table(offload.segments, text, text); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.create_segment_table(s offload.segments, checks text, reader_program text) RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  parent pg_class%ROWTYPE;
+  seg_name name;
+  seg_table regclass;
+BEGIN
+  SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
+  IF s.partition_name IS NULL THEN
+    seg_name := offload.segment_table_name(parent.relname, s.id);
+    EXECUTE format(
+      'CREATE FOREIGN TABLE %s.%I (CONSTRAINT %I CHECK (%s)%s) INHERITS (%s)
+         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+      parent.relnamespace::regnamespace, seg_name, seg_name || '_range', offload.range_condition(s),
+      checks, s.table_id, reader_program, s.encoding);
+  ELSE
+    seg_name := offload.segment_table_name(
+      (SELECT relname FROM pg_class WHERE oid = s.partition_name::regclass), s.id);
+    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.partition_name::regclass);
+    EXECUTE format(
+      'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
+         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+      parent.relnamespace::regnamespace, seg_name, s.table_id,
+      CASE WHEN checks = '' THEN '' ELSE '(' || substr(checks, 3) || ')' END,
+      s.partition_bound, reader_program, s.encoding);
+  END IF;
+  seg_table := format('%s.%I', parent.relnamespace::regnamespace, seg_name)::regclass;
+  EXECUTE format('ALTER FOREIGN TABLE %s OWNER TO %s', seg_table, parent.relowner::regrole);
+  EXECUTE format('COMMENT ON FOREIGN TABLE %s IS %L', seg_table,
+    format('pg-offload segment %s of %s: %s, read-only', s.id, s.table_id,
+           coalesce('partition ' || s.partition_name || ' ' || s.partition_bound,
+                    'rows with ' || offload.range_condition(s))));
+  RETURN seg_table;
+END $$;
+
+
+ALTER FUNCTION offload.create_segment_table(s offload.segments, checks text, reader_program text) OWNER TO <installer>;
 
 --
 -- Name: current_installation(); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2572,6 +2567,38 @@ $$;
 ALTER FUNCTION offload.segment_being_verified(segment bigint) OWNER TO <installer>;
 
 --
+-- Name: segment_checks(offload.segments, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.segment_checks(s offload.segments, copied_rows bigint) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  checks text := '';
+  zone record;
+BEGIN
+  IF copied_rows = 0 THEN
+    SELECT format(', CONSTRAINT %I CHECK (%s)', 'offloaded_' || s.id || '_empty',
+                  string_agg(format('%I IS NULL', c), ' AND '))
+      INTO checks
+      FROM unnest(ARRAY[s.key_column] || (SELECT p.zone_map_columns FROM offload.attachments a
+             JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = s.table_id)) c;
+  END IF;
+  FOR zone IN SELECT key, value->>0 AS lo, value->>1 AS hi FROM jsonb_each(s.zone_map) LOOP
+    checks := checks || format(', CONSTRAINT %I CHECK (%I >= %L::%s AND %I <= %L::%s)',
+      left(zone.key, 40) || '_zone_' || s.id, zone.key, zone.lo,
+      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key),
+      zone.key, zone.hi,
+      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = s.table_id AND attname = zone.key));
+  END LOOP;
+  RETURN checks;
+END $$;
+
+
+ALTER FUNCTION offload.segment_checks(s offload.segments, copied_rows bigint) OWNER TO <installer>;
+
+--
 -- Name: segment_copy_statement(bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -3655,6 +3682,13 @@ REVOKE ALL ON FUNCTION offload.create_as_user(role name, rel regclass, settings 
 
 
 --
+-- Name: FUNCTION create_segment_table(s offload.segments, checks text, reader_program text); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.create_segment_table(s offload.segments, checks text, reader_program text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION current_installation(); Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -3792,6 +3826,13 @@ REVOKE ALL ON FUNCTION offload.restore_row_estimates() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION offload.rewrite_step(segment bigint, params jsonb, requested_by name, step text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION segment_checks(s offload.segments, copied_rows bigint); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.segment_checks(s offload.segments, copied_rows bigint) FROM PUBLIC;
 
 
 --
