@@ -6,9 +6,11 @@ export const installCommand: Command = {
   summary: "install or upgrade the offload schema in the database, then exit",
   help: `pg-offload install
 
-Applies, in order, every migration (sql/NNN_*.sql) the database has not had yet, each in its own
-transaction; safe to run again and from several places at once. The bridge does the same when it
-starts. Needs a superuser (it creates an extension, an event trigger and a schema).`,
+Applies the migrations the database has not had (sql/migrations/, each once, in order), then the
+definition of every function, view, trigger and policy (sql/functions/), all in one transaction
+under an advisory lock: safe to run again and from several places at once, and an upgrade that
+fails changes nothing. Refuses a database a newer pg-offload installed. The bridge does the same
+when it starts. Needs a superuser (it creates an extension, event triggers and a schema).`,
   async run(_args, config) {
     const applied = await withClient(config(), (client) => installSchema(client));
     console.log(applied.length ? `applied migrations ${applied.join(", ")}` : "schema up to date");
