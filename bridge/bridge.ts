@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { enqueueScheduledJobs } from "../policies/due-segments.ts";
+import { enqueueScheduledJobs } from "./policy-plan.ts";
 import { ChunkCache } from "../storage/chunk-cache.ts";
 import { chunkEncoder } from "../storage/chunk-encoder.ts";
 import { loadKeyring } from "../storage/chunk-keys.ts";

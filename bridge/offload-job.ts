@@ -1,4 +1,4 @@
-import { dueSegments, writeSettings } from "../policies/due-segments.ts";
+import { dueSegments, writeSettings } from "./policy-plan.ts";
 import type { ClaimedJob, JobProgress, JobQueue } from "./job-queue.ts";
 import type { OffloadObserver } from "./metrics.ts";
 import { query } from "./sql-files.ts";

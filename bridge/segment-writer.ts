@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { DueSegment } from "../policies/due-segments.ts";
+import type { DueSegment } from "./policy-plan.ts";
 import {
   copyToStore,
   segmentKeyBase,

@@ -1,7 +1,8 @@
+// The bridge's side of the policy engine: what is due for offload, with which chunk settings, and
+// which tables the schedule queues. The policy engine itself is SQL (offload.plan_offload,
+// offload.write_settings, offload.is_due); this module only asks it.
 import type pg from "pg";
-import { sqlFile } from "../bridge/sql-files.ts";
-
-const QUERIES = new URL("./queries/", import.meta.url);
+import { query } from "./sql-files.ts";
 
 /** One unit of offload: a key range of a plain table, or a whole partition. */
 export interface DueSegment {
@@ -20,7 +21,7 @@ export async function dueSegments(
   tableOid: number,
   segmentBytes: number,
 ): Promise<DueSegment[]> {
-  const { rows } = await db.query(sqlFile(QUERIES, "plan-offload"), [tableOid, segmentBytes]);
+  const { rows } = await db.query(query("plan-offload"), [tableOid, segmentBytes]);
   return rows.map((r) => ({
     lo: r.range_lo,
     hi: r.range_hi,
@@ -39,7 +40,7 @@ export async function writeSettings(
   tableOid: number,
   defaults: WriteSettings,
 ): Promise<WriteSettings> {
-  const { rows } = await db.query(sqlFile(QUERIES, "write-settings"), [tableOid]);
+  const { rows } = await db.query(query("write-settings"), [tableOid]);
   return {
     chunkBytes: Number(rows[0]?.chunk_bytes ?? defaults.chunkBytes),
     compressionLevel: Number(rows[0]?.compression_level ?? defaults.compressionLevel),
@@ -48,6 +49,6 @@ export async function writeSettings(
 
 /** Queues a job for every attached table that has not had one for `intervalMs`. */
 export async function enqueueScheduledJobs(db: pg.Pool, intervalMs: number): Promise<number> {
-  const { rowCount } = await db.query(sqlFile(QUERIES, "enqueue-scheduled-jobs"), [intervalMs]);
+  const { rowCount } = await db.query(query("enqueue-scheduled-jobs"), [intervalMs]);
   return rowCount ?? 0;
 }
