@@ -3,7 +3,7 @@ import { copyToStore, segmentKeyBase, totals, type WrittenChunk } from "./copy-t
 import { OffloadError, sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { ClaimedJob, JobProgress, RewriteParams } from "./job-queue.ts";
-import type { OffloadJobContext } from "./offload-job.ts";
+import type { JobContext } from "./job-context.ts";
 import { query } from "./sql-files.ts";
 
 interface Candidate {
@@ -29,7 +29,7 @@ interface RewrittenSegment {
  * segments this job already swapped (in an earlier attempt, or on another bridge) are skipped:
  * each change is applied exactly once.
  */
-export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Promise<JobProgress> {
+export async function runRewriteJob(ctx: JobContext, job: ClaimedJob): Promise<JobProgress> {
   const params = job.params as RewriteParams;
   const { rows: segments } = await ctx.db.query<Candidate>(query("rewrite-candidates"), [
     job.tableOid,
@@ -64,7 +64,7 @@ export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
 
 /** Rewrites one segment if it holds matching rows; returns how many rows matched. */
 async function rewriteSegment(
-  ctx: OffloadJobContext,
+  ctx: JobContext,
   job: ClaimedJob,
   segment: Candidate,
   params: RewriteParams,
@@ -88,7 +88,7 @@ async function rewriteSegment(
  * connection is closed rather than returned to the pool.
  */
 async function writeNewEpoch(
-  ctx: OffloadJobContext,
+  ctx: JobContext,
   job: ClaimedJob,
   segment: Candidate,
   params: RewriteParams,
@@ -143,7 +143,7 @@ async function rewriteStep(
 
 /** The second transaction, with no user code in it: records the new epoch, once per job. */
 async function swapIn(
-  ctx: OffloadJobContext,
+  ctx: JobContext,
   job: ClaimedJob,
   id: number,
   rewritten: RewrittenSegment,
