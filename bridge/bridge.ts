@@ -10,6 +10,7 @@ import { rateLimited } from "../storage/rate-limited-store.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import { MetricsEndpoint } from "./metrics-endpoint.ts";
 import type { BridgeConfig } from "./config.ts";
+import { adoptRestoredSegments, currentInstallation } from "./catalog-calls.ts";
 import { createPool } from "./db.ts";
 import { collectGarbage } from "./garbage-collector.ts";
 import { toError } from "./errors.ts";
@@ -23,7 +24,6 @@ import { openReadEndpoint } from "./read-endpoint-setup.ts";
 import { ReadEndpointRegistry } from "./read-endpoints.ts";
 import { describeTarget, type ReaderTarget } from "./reader-program.ts";
 import { installSchema } from "./schema-installer.ts";
-import { query } from "./sql-files.ts";
 
 export interface RunningBridge {
   endpoint: ReaderTarget;
@@ -159,7 +159,7 @@ async function installSchemaAndIdentify(db: pg.Pool): Promise<string> {
   } finally {
     client.release();
   }
-  return (await db.query(query("installation-id"))).rows[0].id;
+  return currentInstallation(db);
 }
 
 interface ReadSide {
@@ -299,12 +299,6 @@ export function bridgeLogger(config: BridgeConfig): Logger {
 
 /** After a restore from a dump, the segment tables are new tables with the old names. */
 async function adoptSegmentTables(db: pg.Pool, log: Logger): Promise<void> {
-  const { rows } = await db.query(query("adopt-segment-tables"));
-  const { resynced, estimated } = rows[0];
-  if (Number(resynced) || Number(estimated)) {
-    log.info("segment tables adopted", {
-      resynced: Number(resynced),
-      estimated: Number(estimated),
-    });
-  }
+  const adopted = await adoptRestoredSegments(db);
+  if (adopted.resynced || adopted.estimated) log.info("segment tables adopted", adopted);
 }

@@ -1,7 +1,7 @@
 import { dueSegments, writeSettings } from "./policy-plan.ts";
 import type { JobContext } from "./job-context.ts";
 import type { ClaimedJob, JobProgress } from "./job-queue.ts";
-import { query } from "./sql-files.ts";
+import { checkTable } from "./catalog-calls.ts";
 import { writeSegment } from "./segment-writer.ts";
 
 /**
@@ -11,7 +11,7 @@ import { writeSegment } from "./segment-writer.ts";
  * committed.
  */
 export async function runOffloadJob(ctx: JobContext, job: ClaimedJob): Promise<JobProgress> {
-  await ctx.db.query(query("check-table"), [job.tableOid]);
+  await checkTable(ctx.db, job.tableOid);
   const ranges = await dueSegments(ctx.db, job.tableOid, ctx.segmentTargetBytes);
   const settings = await writeSettings(ctx.db, job.tableOid, ctx);
   const log = ctx.log.child({ job: job.id, table: job.tableName });
