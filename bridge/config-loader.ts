@@ -4,8 +4,8 @@
  * with secrets masked (`pg-offload config`).
  */
 import { stringify as toYaml } from "yaml";
-import { ConfigError, configFromEnv, type BridgeConfig } from "./config.ts";
-import { fileKey, readSettings, SETTINGS, type Settings } from "./settings.ts";
+import { configFromEnv, type BridgeConfig } from "./config.ts";
+import { ConfigError, fileKey, readSettings, SETTINGS, type Settings } from "./settings.ts";
 
 export interface LoadedConfig {
   config: BridgeConfig;

@@ -1,11 +1,8 @@
-import { availableParallelism, hostname } from "node:os";
-import { randomBytes } from "node:crypto";
-import { isAbsolute } from "node:path";
 import type { KeySources } from "../storage/chunk-keys.ts";
 import type { StoreConfig } from "../storage/open-store.ts";
 import type { RateLimits } from "../storage/rate-limited-store.ts";
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../storage/retrying-store.ts";
-import { DEFAULT_S3_CONNECT_TIMEOUT_MS, DEFAULT_S3_IDLE_TIMEOUT_MS } from "../storage/s3-store.ts";
+import type { RetryPolicy } from "../storage/retrying-store.ts";
+import { ConfigError, readSetting, type SettingName, type SettingValue } from "./settings.ts";
 
 export interface BridgeConfig {
   /** libpq-style URL of the database the bridge serves; its role must be a superuser. */
@@ -70,130 +67,68 @@ export interface CacheConfig {
   diskBytes: number;
 }
 
-const DEFAULTS = {
-  readListen: "unix" as const,
-  readSocket: "/tmp/pg-offload/read.sock",
-  readSecretFile: "/tmp/pg-offload/read-secret",
-  readHost: "127.0.0.1",
-  readPort: 5480,
-  segmentTargetBytes: 64 * 1024 * 1024,
-  chunkBytes: 8 * 1024 * 1024,
-  readAheadChunks: 2,
-  uploadConcurrency: 3,
-  compressionLevel: 3,
-  // Threads pay where cores are left once PostgreSQL's COPY backend and the bridge's event loop
-  // have theirs; on 2 cores they cost ~15% of offload throughput (BENCHMARKS.md).
-  encoderThreads: Math.max(0, Math.min(4, availableParallelism() - 2)),
-  backgroundLimits: { bytesPerSecond: 0, requestsPerSecond: 0 },
-  cache: { memoryBytes: 64 * 1024 * 1024, dir: "./pg-offload-cache", diskBytes: 1024 ** 3 },
-  commitLockTimeoutMs: 5_000,
-  pollIntervalMs: 5_000,
-  scheduleIntervalMs: 3_600_000,
-  jobLeaseMs: 60_000,
-  maxAttempts: 5,
-  maxConflictRetries: 20,
-  retryBaseDelayMs: 5_000,
-  gcGraceMs: 86_400_000,
-  encryptionKeys: { previousFiles: [] } as KeySources,
-  logFormat: "auto" as const,
-  shutdownGraceMs: 30_000,
-};
-
-export class ConfigError extends Error {
-  constructor(
-    readonly key: string,
-    readonly problem: string,
-  ) {
-    super(`pg-offload configuration: ${key} ${problem}`);
-    this.name = "ConfigError";
-  }
-}
-
-export function defaultWorkerId(): string {
-  return `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-}
-
-/** Reads the configuration from PGOFFLOAD_* environment variables (see the README's table). */
+/**
+ * Builds the configuration from settings given by environment name (PGOFFLOAD_*, unset: the
+ * defaults). Each setting is read, checked and defaulted by its entry in bridge/settings.ts; here
+ * only where it goes, and the rules that join several.
+ */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfig {
-  const int = (key: string, fallback: number, min = 1): number => {
-    const raw = env[key];
-    if (raw === undefined || raw === "") return fallback;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < min) {
-      throw new ConfigError(key, `must be an integer >= ${min}, got "${raw}"`);
-    }
-    return value;
-  };
-  const databaseUrl = env.PGOFFLOAD_DATABASE_URL ?? env.DATABASE_URL;
-  if (!databaseUrl) throw new ConfigError("PGOFFLOAD_DATABASE_URL", "is not set");
+  const get = <N extends SettingName>(name: N): SettingValue<N> => readSetting(env, name);
+  const databaseUrl = get("PGOFFLOAD_DATABASE_URL");
   return {
     databaseUrl,
-    store: { ...storeFromEnv(env, int), retry: retryFromEnv(int) },
-    readListen: readListenFromEnv(env),
-    readSocket: absolutePath(env, "PGOFFLOAD_READ_SOCKET", DEFAULTS.readSocket),
-    readSecretFile: absolutePath(env, "PGOFFLOAD_READ_SECRET_FILE", DEFAULTS.readSecretFile),
-    readerSecretFile: env.PGOFFLOAD_READER_SECRET_FILE
-      ? absolutePath(env, "PGOFFLOAD_READER_SECRET_FILE", "")
-      : undefined,
-    readHost: env.PGOFFLOAD_READ_HOST || DEFAULTS.readHost,
-    readPort: int("PGOFFLOAD_READ_PORT", DEFAULTS.readPort),
-    readAdvertisedHost: env.PGOFFLOAD_READ_ADVERTISED_HOST || undefined,
-    segmentTargetBytes: int("PGOFFLOAD_SEGMENT_BYTES", DEFAULTS.segmentTargetBytes),
-    chunkBytes: int("PGOFFLOAD_CHUNK_BYTES", DEFAULTS.chunkBytes),
-    uploadConcurrency: int("PGOFFLOAD_UPLOAD_CONCURRENCY", DEFAULTS.uploadConcurrency),
-    readAheadChunks: int("PGOFFLOAD_READ_AHEAD_CHUNKS", DEFAULTS.readAheadChunks, 0),
-    compressionLevel: int("PGOFFLOAD_COMPRESSION_LEVEL", DEFAULTS.compressionLevel, 0),
-    encoderThreads: int("PGOFFLOAD_ENCODER_THREADS", DEFAULTS.encoderThreads, 0),
+    store: { ...storeConfig(get), retry: retryPolicy(get) },
+    readListen: get("PGOFFLOAD_READ_LISTEN"),
+    readSocket: get("PGOFFLOAD_READ_SOCKET"),
+    readSecretFile: get("PGOFFLOAD_READ_SECRET_FILE"),
+    readerSecretFile: get("PGOFFLOAD_READER_SECRET_FILE"),
+    readHost: get("PGOFFLOAD_READ_HOST"),
+    readPort: get("PGOFFLOAD_READ_PORT"),
+    readAdvertisedHost: get("PGOFFLOAD_READ_ADVERTISED_HOST"),
+    segmentTargetBytes: get("PGOFFLOAD_SEGMENT_BYTES"),
+    chunkBytes: get("PGOFFLOAD_CHUNK_BYTES"),
+    uploadConcurrency: get("PGOFFLOAD_UPLOAD_CONCURRENCY"),
+    readAheadChunks: get("PGOFFLOAD_READ_AHEAD_CHUNKS"),
+    compressionLevel: get("PGOFFLOAD_COMPRESSION_LEVEL"),
+    encoderThreads: get("PGOFFLOAD_ENCODER_THREADS"),
     backgroundLimits: {
-      bytesPerSecond: int("PGOFFLOAD_BACKGROUND_BYTES_PER_SEC", 0, 0),
-      requestsPerSecond: int("PGOFFLOAD_BACKGROUND_REQUESTS_PER_SEC", 0, 0),
+      bytesPerSecond: get("PGOFFLOAD_BACKGROUND_BYTES_PER_SEC"),
+      requestsPerSecond: get("PGOFFLOAD_BACKGROUND_REQUESTS_PER_SEC"),
     },
     cache: {
-      memoryBytes: int("PGOFFLOAD_CACHE_MEMORY_BYTES", DEFAULTS.cache.memoryBytes, 0),
-      dir: env.PGOFFLOAD_CACHE_DIR || DEFAULTS.cache.dir,
-      diskBytes: int("PGOFFLOAD_CACHE_BYTES", DEFAULTS.cache.diskBytes, 0),
+      memoryBytes: get("PGOFFLOAD_CACHE_MEMORY_BYTES"),
+      dir: get("PGOFFLOAD_CACHE_DIR"),
+      diskBytes: get("PGOFFLOAD_CACHE_BYTES"),
     },
-    encryptionKeys: encryptionKeysFromEnv(env),
-    commitLockTimeoutMs: int("PGOFFLOAD_COMMIT_LOCK_TIMEOUT_MS", DEFAULTS.commitLockTimeoutMs),
-    pollIntervalMs: int("PGOFFLOAD_POLL_MS", DEFAULTS.pollIntervalMs),
-    scheduleIntervalMs: int("PGOFFLOAD_SCHEDULE_MS", DEFAULTS.scheduleIntervalMs, 0),
-    jobLeaseMs: int("PGOFFLOAD_JOB_LEASE_MS", DEFAULTS.jobLeaseMs),
-    maxAttempts: int("PGOFFLOAD_MAX_ATTEMPTS", DEFAULTS.maxAttempts),
-    maxConflictRetries: int("PGOFFLOAD_MAX_CONFLICT_RETRIES", DEFAULTS.maxConflictRetries, 0),
-    retryBaseDelayMs: int("PGOFFLOAD_RETRY_BASE_MS", DEFAULTS.retryBaseDelayMs, 0),
-    gcGraceMs: int("PGOFFLOAD_GC_GRACE_MS", DEFAULTS.gcGraceMs, 0),
-    workerId: env.PGOFFLOAD_WORKER_ID || defaultWorkerId(),
-    shutdownGraceMs: int("PGOFFLOAD_SHUTDOWN_GRACE_MS", DEFAULTS.shutdownGraceMs, 0),
-    logFormat: oneOf(env, "PGOFFLOAD_LOG_FORMAT", ["auto", "json", "text"], DEFAULTS.logFormat),
-    metricsListen: hostPort(env, "PGOFFLOAD_METRICS_LISTEN"),
+    encryptionKeys: encryptionKeys(get),
+    commitLockTimeoutMs: get("PGOFFLOAD_COMMIT_LOCK_TIMEOUT_MS"),
+    pollIntervalMs: get("PGOFFLOAD_POLL_MS"),
+    scheduleIntervalMs: get("PGOFFLOAD_SCHEDULE_MS"),
+    jobLeaseMs: get("PGOFFLOAD_JOB_LEASE_MS"),
+    maxAttempts: get("PGOFFLOAD_MAX_ATTEMPTS"),
+    maxConflictRetries: get("PGOFFLOAD_MAX_CONFLICT_RETRIES"),
+    retryBaseDelayMs: get("PGOFFLOAD_RETRY_BASE_MS"),
+    gcGraceMs: get("PGOFFLOAD_GC_GRACE_MS"),
+    workerId: get("PGOFFLOAD_WORKER_ID"),
+    shutdownGraceMs: get("PGOFFLOAD_SHUTDOWN_GRACE_MS"),
+    logFormat: get("PGOFFLOAD_LOG_FORMAT"),
+    metricsListen: get("PGOFFLOAD_METRICS_LISTEN"),
   };
 }
 
-// Segment readers run in the database server's working directory: relative paths mean nothing there.
-function absolutePath(env: NodeJS.ProcessEnv, key: string, fallback: string): string {
-  const path = env[key] || fallback;
-  if (!isAbsolute(path)) throw new ConfigError(key, `must be an absolute path, got "${path}"`);
-  // sun_path holds 108 bytes with its terminating zero.
-  if (key === "PGOFFLOAD_READ_SOCKET" && Buffer.byteLength(path) > 107) {
-    throw new ConfigError(key, `is longer than a unix socket path may be (107 bytes)`);
-  }
-  return path;
-}
+type Get = <N extends SettingName>(name: N) => SettingValue<N>;
 
 /** The key itself is read at start-up (storage/chunk-keys.ts); here only where it comes from. */
-function encryptionKeysFromEnv(env: NodeJS.ProcessEnv): KeySources {
-  const file = env.PGOFFLOAD_ENCRYPTION_KEY_FILE;
-  const text = env.PGOFFLOAD_ENCRYPTION_KEY;
+function encryptionKeys(get: Get): KeySources {
+  const file = get("PGOFFLOAD_ENCRYPTION_KEY_FILE");
+  const text = get("PGOFFLOAD_ENCRYPTION_KEY");
   if (file && text) {
     throw new ConfigError(
       "PGOFFLOAD_ENCRYPTION_KEY",
       "and PGOFFLOAD_ENCRYPTION_KEY_FILE are both set; set one",
     );
   }
-  const previousFiles = (env.PGOFFLOAD_DECRYPTION_KEY_FILES ?? "")
-    .split(",")
-    .map((path) => path.trim())
-    .filter(Boolean);
+  const previousFiles = get("PGOFFLOAD_DECRYPTION_KEY_FILES");
   const current = file
     ? { source: file, file }
     : text
@@ -202,75 +137,42 @@ function encryptionKeysFromEnv(env: NodeJS.ProcessEnv): KeySources {
   return { current, previousFiles };
 }
 
-function readListenFromEnv(env: NodeJS.ProcessEnv): "unix" | "tcp" {
-  return oneOf(env, "PGOFFLOAD_READ_LISTEN", ["unix", "tcp"], DEFAULTS.readListen);
-}
-
-function oneOf<T extends string>(
-  env: NodeJS.ProcessEnv,
-  key: string,
-  allowed: readonly T[],
-  fallback: T,
-): T {
-  const value = env[key] || fallback;
-  if (!allowed.includes(value as T)) {
-    const choices = allowed.map((a) => `"${a}"`).join(", ");
-    throw new ConfigError(key, `must be one of ${choices}, got "${value}"`);
-  }
-  return value as T;
-}
-
-/** "host:port", or ":port" for every interface's port; unset: undefined. */
-function hostPort(env: NodeJS.ProcessEnv, key: string): { host: string; port: number } | undefined {
-  const value = env[key];
-  if (!value) return undefined;
-  const match = /^(.*):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[2]);
-  if (!match || port > 65535) {
-    throw new ConfigError(key, `must be host:port, e.g. 127.0.0.1:9480, got "${value}"`);
-  }
-  return { host: match[1] || "0.0.0.0", port };
-}
-
-type IntReader = (key: string, fallback: number, min?: number) => number;
-
 /** Store calls retry within the call (storage/retrying-store.ts); these bound how hard. */
-function retryFromEnv(int: IntReader): RetryPolicy {
-  const d = DEFAULT_RETRY_POLICY;
+function retryPolicy(get: Get): RetryPolicy {
   return {
-    maxAttempts: int("PGOFFLOAD_STORE_MAX_ATTEMPTS", d.maxAttempts),
-    baseDelayMs: int("PGOFFLOAD_STORE_RETRY_BASE_MS", d.baseDelayMs, 0),
-    maxDelayMs: int("PGOFFLOAD_STORE_RETRY_MAX_MS", d.maxDelayMs, 0),
-    deadlineMs: int("PGOFFLOAD_STORE_DEADLINE_MS", d.deadlineMs),
+    maxAttempts: get("PGOFFLOAD_STORE_MAX_ATTEMPTS"),
+    baseDelayMs: get("PGOFFLOAD_STORE_RETRY_BASE_MS"),
+    maxDelayMs: get("PGOFFLOAD_STORE_RETRY_MAX_MS"),
+    deadlineMs: get("PGOFFLOAD_STORE_DEADLINE_MS"),
   };
 }
 
-function storeFromEnv(env: NodeJS.ProcessEnv, int: IntReader): StoreConfig {
-  const kind = env.PGOFFLOAD_STORE ?? "local";
-  if (kind === "local") {
-    return { kind: "local", dir: env.PGOFFLOAD_STORE_DIR || "./pg-offload-store" };
+function storeConfig(get: Get): StoreConfig {
+  if (get("PGOFFLOAD_STORE") === "local") {
+    return { kind: "local", dir: get("PGOFFLOAD_STORE_DIR") };
   }
-  if (kind === "s3") {
-    const bucket = env.PGOFFLOAD_S3_BUCKET;
-    if (!bucket) throw new ConfigError("PGOFFLOAD_S3_BUCKET", "is not set (PGOFFLOAD_STORE=s3)");
-    return {
-      kind: "s3",
-      bucket,
-      prefix: env.PGOFFLOAD_S3_PREFIX || undefined,
-      region: env.PGOFFLOAD_S3_REGION || env.AWS_REGION || undefined,
-      endpoint: env.PGOFFLOAD_S3_ENDPOINT || undefined,
-      forcePathStyle: env.PGOFFLOAD_S3_FORCE_PATH_STYLE === "true",
-      connectTimeoutMs: int("PGOFFLOAD_S3_CONNECT_TIMEOUT_MS", DEFAULT_S3_CONNECT_TIMEOUT_MS),
-      idleTimeoutMs: int("PGOFFLOAD_S3_IDLE_TIMEOUT_MS", DEFAULT_S3_IDLE_TIMEOUT_MS),
-    };
-  }
-  throw new ConfigError("PGOFFLOAD_STORE", `must be "local" or "s3", got "${kind}"`);
+  const bucket = get("PGOFFLOAD_S3_BUCKET");
+  if (!bucket) throw new ConfigError("PGOFFLOAD_S3_BUCKET", "is not set (PGOFFLOAD_STORE=s3)");
+  return {
+    kind: "s3",
+    bucket,
+    prefix: get("PGOFFLOAD_S3_PREFIX"),
+    region: get("PGOFFLOAD_S3_REGION"),
+    endpoint: get("PGOFFLOAD_S3_ENDPOINT"),
+    forcePathStyle: get("PGOFFLOAD_S3_FORCE_PATH_STYLE"),
+    connectTimeoutMs: get("PGOFFLOAD_S3_CONNECT_TIMEOUT_MS"),
+    idleTimeoutMs: get("PGOFFLOAD_S3_IDLE_TIMEOUT_MS"),
+  };
 }
 
-/** Fills in defaults for everything but the database and the store (for code that embeds a bridge). */
+/**
+ * Every setting at its default but the database and the store (for code that embeds a bridge),
+ * then the overrides given.
+ */
 export function bridgeConfig(
   required: Pick<BridgeConfig, "databaseUrl" | "store">,
   overrides: Partial<BridgeConfig> = {},
 ): BridgeConfig {
-  return { ...DEFAULTS, workerId: defaultWorkerId(), ...required, ...overrides };
+  const defaults = configFromEnv({ PGOFFLOAD_DATABASE_URL: required.databaseUrl });
+  return { ...defaults, ...required, ...overrides };
 }

@@ -3,7 +3,7 @@ import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
-import { query } from "./sql-files.ts";
+import { gcForget, gcPrepare, gcSegments } from "./catalog-calls.ts";
 
 export interface GcOptions {
   /** Objects of retired segments and epochs stay this long, for scans planned before. */
@@ -57,7 +57,7 @@ export async function collectGarbage(
   const client = await db.connect();
   try {
     await client.query("BEGIN");
-    await client.query(query("gc-prepare"), [options.leaseMs]);
+    await gcPrepare(client, options.leaseMs);
     const segments = await segmentStates(client, options.graceMs);
     const report: GcReport = { listed: listed.length, candidates: [], deleted: 0, unrecognised: 0 };
     for (const { key, size } of listed) {
@@ -80,7 +80,11 @@ export async function collectGarbage(
     }
     failpoint("gc-before-forget");
     const collected = [...segments].filter(([, s]) => s.collectable && s.state !== "committed");
-    await client.query(query("gc-forget"), [options.graceMs, collected.map(([id]) => id)]);
+    await gcForget(
+      client,
+      options.graceMs,
+      collected.map(([id]) => id),
+    );
     await client.query("COMMIT");
     return report;
   } catch (error) {
@@ -92,9 +96,8 @@ export async function collectGarbage(
 }
 
 async function segmentStates(client: pg.ClientBase, graceMs: number) {
-  const { rows } = await client.query(query("gc-segments"), [graceMs]);
   const segments = new Map<number, SegmentState>();
-  for (const row of rows) {
+  for (const row of await gcSegments(client, graceMs)) {
     segments.set(Number(row.segment_id), {
       state: row.state,
       collectable: row.collectable,

@@ -4,7 +4,8 @@ import { backoffDelayMs, isConflictError, isPermanentJobError, toError } from ".
 import { failpoint } from "./failpoints.ts";
 import type { ClaimedJob, JobQueue } from "./job-queue.ts";
 import type { Logger } from "./log.ts";
-import { runOffloadJob, type OffloadJobContext } from "./offload-job.ts";
+import type { JobContext } from "./job-context.ts";
+import { runOffloadJob } from "./offload-job.ts";
 import { runRewriteJob } from "./rewrite-job.ts";
 
 export interface JobWorkerOptions {
@@ -26,7 +27,7 @@ export class JobWorker {
   private readonly done: Promise<void>;
 
   constructor(
-    private readonly ctx: Omit<OffloadJobContext, "signal">,
+    private readonly ctx: Omit<JobContext, "signal">,
     private readonly queue: JobQueue,
     private readonly options: JobWorkerOptions,
     private readonly log: Logger,

@@ -1,15 +1,8 @@
-import { dueSegments, writeSettings } from "../policies/due-segments.ts";
-import type { ClaimedJob, JobProgress, JobQueue } from "./job-queue.ts";
-import type { OffloadObserver } from "./metrics.ts";
-import { query } from "./sql-files.ts";
-import { writeSegment, type SegmentWriterContext } from "./segment-writer.ts";
-
-export interface OffloadJobContext extends SegmentWriterContext {
-  queue: JobQueue;
-  segmentTargetBytes: number;
-  /** Told of every segment committed (for metrics). */
-  offloads?: OffloadObserver;
-}
+import { dueSegments, writeSettings } from "./policy-plan.ts";
+import type { JobContext } from "./job-context.ts";
+import type { ClaimedJob, JobProgress } from "./job-queue.ts";
+import { checkTable } from "./catalog-calls.ts";
+import { writeSegment } from "./segment-writer.ts";
 
 /**
  * Offloads what is due on one table: plans the key ranges, then writes them one segment at a
@@ -17,8 +10,8 @@ export interface OffloadJobContext extends SegmentWriterContext {
  * retry finds only the rest due. Progress is this attempt's: the queue adds what earlier ones
  * committed.
  */
-export async function runOffloadJob(ctx: OffloadJobContext, job: ClaimedJob): Promise<JobProgress> {
-  await ctx.db.query(query("check-table"), [job.tableOid]);
+export async function runOffloadJob(ctx: JobContext, job: ClaimedJob): Promise<JobProgress> {
+  await checkTable(ctx.db, job.tableOid);
   const ranges = await dueSegments(ctx.db, job.tableOid, ctx.segmentTargetBytes);
   const settings = await writeSettings(ctx.db, job.tableOid, ctx);
   const log = ctx.log.child({ job: job.id, table: job.tableName });

@@ -3,11 +3,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
-import { decodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
+import { ChunkFormatError, decodeChunk, readChunkHeader } from "../storage/chunk-format.ts";
 import type { ChunkCache } from "../storage/chunk-cache.ts";
 import type { ChunkKeyring } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { StoreError } from "../storage/store-errors.ts";
 import { idempotentQuery } from "./db.ts";
 import { readAhead } from "./read-ahead.ts";
 import { carriesSecret } from "./endpoint-access.ts";
@@ -298,7 +299,8 @@ export class ReadEndpoint {
     try {
       stored = await this.store.get(objectKey(key), { signal });
     } catch (error) {
-      const kind = (error as { kind?: string }).kind;
+      // Every ObjectStore rejects with StoreError; anything else is a fault of ours, kind "other".
+      const kind = error instanceof StoreError ? error.kind : "other";
       const problem =
         kind === "not_found" ? "object missing from the store" : `store read failed (${kind})`;
       throw new SegmentReadError(problem, table, segment, key, { cause: error });
@@ -323,7 +325,7 @@ export class ReadEndpoint {
     try {
       decoded = decodeChunk(stored, undefined, { objectKey: key, keys: this.keys });
     } catch (error) {
-      const reason = (error as { reason?: string }).reason ?? "unreadable chunk";
+      const reason = error instanceof ChunkFormatError ? error.reason : "unreadable chunk";
       // Fetching again cannot bring a key: say which one the bridge must be given.
       if (reason === "unknown key") {
         const keyId = readChunkHeader(stored).keyId?.toString(16).padStart(8, "0");

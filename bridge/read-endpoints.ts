@@ -2,6 +2,13 @@ import type pg from "pg";
 import { toError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { describeTarget, readerProgram, type ReaderTarget } from "./reader-program.ts";
+import {
+  lockEndpointRepointing,
+  lockReadEndpointsShared,
+  registerReadEndpoint,
+  repointSegment,
+  unlockEndpointRepointing,
+} from "./catalog-calls.ts";
 import { query } from "./sql-files.ts";
 
 /** Builds the reader program a segment table gets when a job commits it. */
@@ -43,17 +50,17 @@ export class ReadEndpointRegistry implements ReaderPrograms {
     const client = await this.db.connect();
     let broken: Error | undefined;
     try {
-      await client.query(query("lock-endpoint-repointing"));
+      await lockEndpointRepointing(client);
       try {
-        await client.query(query("register-read-endpoint"), [
-          this.name,
-          JSON.stringify(this.own),
-          this.workerId,
-          this.staleAfterMs,
-        ]);
+        await registerReadEndpoint(client, {
+          name: this.name,
+          target: this.own,
+          workerId: this.workerId,
+          staleAfterMs: this.staleAfterMs,
+        });
         await this.repointSegmentTables(client, await this.targets());
       } finally {
-        await client.query(query("unlock-endpoint-repointing")).catch((error) => {
+        await unlockEndpointRepointing(client).catch((error) => {
           // A session lock is released with its connection: drop the connection, not the lock.
           broken = toError(error);
         });
@@ -90,7 +97,7 @@ export class ReadEndpointRegistry implements ReaderPrograms {
   }
 
   async forCommit(client: pg.ClientBase, segment: number, epoch: number): Promise<string> {
-    await client.query(query("lock-read-endpoints-shared"));
+    await lockReadEndpointsShared(client);
     // Read on another connection: the commit's own transaction may hold an older snapshot
     // (REPEATABLE READ) that does not show an endpoint recorded since.
     return readerProgram(await this.targets(), segment, epoch);
@@ -114,9 +121,9 @@ export class ReadEndpointRegistry implements ReaderPrograms {
     const { rows } = await client.query(query("committed-segment-tables"));
     let changed = 0;
     for (const row of rows) {
-      const program = readerProgram(targets, Number(row.id), row.epoch);
-      const result = await client.query(query("repoint-segment"), [row.id, row.epoch, program]);
-      if (result.rows[0].changed) changed++;
+      const id = Number(row.id);
+      const program = readerProgram(targets, id, row.epoch);
+      if (await repointSegment(client, { id, epoch: row.epoch, program })) changed++;
     }
     if (changed) {
       this.log.info("segment tables repointed at the read endpoints", {

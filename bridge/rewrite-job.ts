@@ -1,9 +1,9 @@
-import type pg from "pg";
 import { copyToStore, segmentKeyBase, totals, type WrittenChunk } from "./copy-to-store.ts";
 import { OffloadError, sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { ClaimedJob, JobProgress, RewriteParams } from "./job-queue.ts";
-import type { OffloadJobContext } from "./offload-job.ts";
+import type { JobContext } from "./job-context.ts";
+import { rewriteStep, setCommitLockTimeout, swapRewrittenSegment } from "./catalog-calls.ts";
 import { query } from "./sql-files.ts";
 
 interface Candidate {
@@ -29,7 +29,7 @@ interface RewrittenSegment {
  * segments this job already swapped (in an earlier attempt, or on another bridge) are skipped:
  * each change is applied exactly once.
  */
-export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Promise<JobProgress> {
+export async function runRewriteJob(ctx: JobContext, job: ClaimedJob): Promise<JobProgress> {
   const params = job.params as RewriteParams;
   const { rows: segments } = await ctx.db.query<Candidate>(query("rewrite-candidates"), [
     job.tableOid,
@@ -64,7 +64,7 @@ export async function runRewriteJob(ctx: OffloadJobContext, job: ClaimedJob): Pr
 
 /** Rewrites one segment if it holds matching rows; returns how many rows matched. */
 async function rewriteSegment(
-  ctx: OffloadJobContext,
+  ctx: JobContext,
   job: ClaimedJob,
   segment: Candidate,
   params: RewriteParams,
@@ -88,7 +88,7 @@ async function rewriteSegment(
  * connection is closed rather than returned to the pool.
  */
 async function writeNewEpoch(
-  ctx: OffloadJobContext,
+  ctx: JobContext,
   job: ClaimedJob,
   segment: Candidate,
   params: RewriteParams,
@@ -101,10 +101,11 @@ async function writeNewEpoch(
     const begin = await client.query(query("rewrite-begin"), [id]);
     const { lock_sql: lockSql, fingerprint } = begin.rows[0];
     await client.query(lockSql);
-    const countSql = await rewriteStep(client, id, params, job.requestedBy, "count");
+    const step = { segment: id, params, requestedBy: job.requestedBy };
+    const countSql = await rewriteStep(client, { ...step, kind: "count" });
     const matched = Number((await client.query(countSql)).rows[0].count);
     if (matched === 0) return undefined;
-    const copySql = await rewriteStep(client, id, params, job.requestedBy, "rows");
+    const copySql = await rewriteStep(client, { ...step, kind: "rows" });
     const newEpoch = segment.epoch + 1;
     const keyBase = segmentKeyBase(ctx.installationId, id, newEpoch);
     const chunks = await copyToStore(ctx, client, copySql, keyBase);
@@ -130,20 +131,9 @@ async function writeNewEpoch(
   }
 }
 
-async function rewriteStep(
-  client: pg.PoolClient,
-  segment: number,
-  params: RewriteParams,
-  requestedBy: string,
-  step: "count" | "rows",
-): Promise<string> {
-  const { rows } = await client.query(query("rewrite-step"), [segment, params, requestedBy, step]);
-  return rows[0].statement;
-}
-
 /** The second transaction, with no user code in it: records the new epoch, once per job. */
 async function swapIn(
-  ctx: OffloadJobContext,
+  ctx: JobContext,
   job: ClaimedJob,
   id: number,
   rewritten: RewrittenSegment,
@@ -152,18 +142,9 @@ async function swapIn(
   let broken: Error | undefined;
   try {
     await client.query("BEGIN");
-    await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
+    await setCommitLockTimeout(client, ctx.commitLockTimeoutMs);
     const program = await ctx.readers.forCommit(client, id, rewritten.newEpoch);
-    await client.query(query("swap-rewritten-segment"), [
-      job.id,
-      id,
-      rewritten.newEpoch,
-      JSON.stringify(rewritten.chunks),
-      program,
-      rewritten.rows,
-      rewritten.matched,
-      rewritten.fingerprint,
-    ]);
+    await swapRewrittenSegment(client, { jobId: job.id, segment: id, program, ...rewritten });
     await client.query("COMMIT");
   } catch (thrown) {
     const error = toError(thrown);

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { DueSegment } from "../policies/due-segments.ts";
+import type { DueSegment } from "./policy-plan.ts";
 import {
   copyToStore,
   segmentKeyBase,
@@ -7,12 +7,18 @@ import {
   type ChunkWriterContext,
   type WrittenChunk,
 } from "./copy-to-store.ts";
-import { idempotentQuery } from "./db.ts";
+import {
+  abortSegment,
+  beginSegment,
+  commitSegment,
+  segmentCopyStatement,
+  segmentLockStatement,
+  setCommitLockTimeout,
+} from "./catalog-calls.ts";
 import { sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
 import type { ReaderPrograms } from "./read-endpoints.ts";
-import { query } from "./sql-files.ts";
 
 export interface SegmentWriterContext extends ChunkWriterContext {
   db: pg.Pool;
@@ -45,18 +51,17 @@ export async function writeSegment(
   due: DueSegment,
   onChunk: (chunk: WrittenChunk) => void,
 ): Promise<SegmentOutcome> {
-  const { rows } = await ctx.db.query(query("begin-segment"), [
-    job.id,
-    job.tableOid,
-    due.lo,
-    due.hi,
-    ctx.store.description,
-    due.partition ?? null,
-  ]);
-  const segmentId = Number(rows[0].id);
+  const segmentId = await beginSegment(ctx.db, {
+    jobId: job.id,
+    tableOid: job.tableOid,
+    lo: due.lo,
+    hi: due.hi,
+    store: ctx.store.description,
+    partition: due.partition ?? null,
+  });
   const log = ctx.log.child({ segment: segmentId, partition: due.partition });
   failpoint("after-begin-segment");
-  const lock = await ctx.db.query(query("segment-lock-statement"), [segmentId]);
+  const lock = await segmentLockStatement(ctx.db, segmentId);
 
   const client = await ctx.db.connect();
   let broken: Error | undefined;
@@ -64,7 +69,7 @@ export async function writeSegment(
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
     // A partition is dropped at the commit, so writes to it must wait until then. The LOCK comes
     // before any query, so the snapshot the copy reads is taken after it.
-    if (lock.rows[0]?.sql) await client.query(lock.rows[0].sql);
+    if (lock) await client.query(lock);
     const outcome = await copyUploadCommit(ctx, client, segmentId, Boolean(due.partition), onChunk);
     log.info(outcome.segmentTable ? "segment committed" : "segment range was empty", {
       rows: outcome.rows,
@@ -84,7 +89,7 @@ export async function writeSegment(
       broken = error;
     }
     // Idempotent (pending -> aborted), so resent when the failure also killed the connection.
-    await idempotentQuery(ctx.db, query("abort-segment"), [segmentId]).catch((error) => {
+    await abortSegment(ctx.db, segmentId).catch((error) => {
       log.warn("could not mark the failed segment aborted; it stays pending", { error });
     });
     throw error;
@@ -100,27 +105,27 @@ async function copyUploadCommit(
   isPartition: boolean,
   onChunk: (chunk: WrittenChunk) => void,
 ): Promise<SegmentOutcome> {
-  const { rows } = await client.query(query("segment-copy-statement"), [segmentId]);
+  const copySql = await segmentCopyStatement(client, segmentId);
   const keyBase = segmentKeyBase(ctx.installationId, segmentId, 1);
-  const chunks = await copyToStore(ctx, client, rows[0].sql, keyBase, onChunk);
+  const chunks = await copyToStore(ctx, client, copySql, keyBase, onChunk);
   const outcome: SegmentOutcome = { segmentId, ...totals(chunks) };
   // An empty key range is simply skipped; an empty due partition is still replaced, so that it
   // stops taking (and holding) late rows like its offloaded neighbours.
   if (outcome.rows === 0 && !isPartition) {
     await client.query("ROLLBACK");
-    await idempotentQuery(ctx.db, query("abort-segment"), [segmentId]);
+    await abortSegment(ctx.db, segmentId);
     return outcome;
   }
   failpoint("before-commit");
-  await client.query(query("set-commit-lock-timeout"), [`${ctx.commitLockTimeoutMs}ms`]);
+  await setCommitLockTimeout(client, ctx.commitLockTimeoutMs);
   const program = await ctx.readers.forCommit(client, segmentId, 1);
-  const committed = await client.query(query("commit-segment"), [
-    segmentId,
-    JSON.stringify(chunks),
+  const segmentTable = await commitSegment(client, {
+    id: segmentId,
+    chunks,
     program,
-    outcome.rows,
-  ]);
+    rows: outcome.rows,
+  });
   await client.query("COMMIT");
   failpoint("after-commit");
-  return { ...outcome, segmentTable: committed.rows[0].segment_table };
+  return { ...outcome, segmentTable };
 }

@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
+import { currentInstallation } from "../bridge/catalog-calls.ts";
 import { createPool } from "../bridge/db.ts";
 import { collectGarbage } from "../bridge/garbage-collector.ts";
 import { createLogger } from "../bridge/log.ts";
-import { query } from "../bridge/sql-files.ts";
 import { openStore } from "../storage/open-store.ts";
 import { rateLimited } from "../storage/rate-limited-store.ts";
 import type { Command } from "./command.ts";
@@ -24,7 +24,7 @@ runs this on its schedule.
     const { config } = loadConfig();
     const db = createPool(config.databaseUrl, createLogger());
     try {
-      const installationId: string = (await db.query(query("installation-id"))).rows[0].id;
+      const installationId = await currentInstallation(db);
       const store = rateLimited(openStore(config.store), config.backgroundLimits);
       const report = await collectGarbage(db, store, installationId, {
         graceMs: config.gcGraceMs,

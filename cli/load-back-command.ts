@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { cliQuery } from "./cli-queries.ts";
+import { loadBack } from "./catalog-calls.ts";
 import { UsageError, withClient, type Command } from "./command.ts";
 
 export const loadBackCommand: Command = {
@@ -29,14 +29,14 @@ rows are read through it.`,
     const ticker = process.stderr.isTTY
       ? setInterval(() => process.stderr.write(`\rloading back ${table}: ${elapsed()} s`), 1000)
       : undefined;
-    const { rows } = await withClient(config(), (client) =>
-      client.query(cliQuery("load-back"), [table, values.from ?? null, values.to ?? null]),
+    const loaded = await withClient(config(), (client) =>
+      loadBack(client, table, values.from ?? null, values.to ?? null),
     ).finally(() => {
       if (ticker) process.stderr.write("\n");
       clearInterval(ticker);
     });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    console.log(`${Number(rows[0].rows).toLocaleString("en")} rows loaded back in ${seconds} s`);
+    console.log(`${loaded.toLocaleString("en")} rows loaded back in ${seconds} s`);
     return 0;
   },
 };

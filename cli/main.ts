@@ -2,7 +2,7 @@
  * `pg-offload`: one command for operators. Global options come before the command; every command
  * has its own --help.
  */
-import { ConfigError } from "../bridge/config.ts";
+import { ConfigError } from "../bridge/settings.ts";
 import { describeError } from "../storage/describe-error.ts";
 import { loadConfig, type LoadedConfig } from "../bridge/config-loader.ts";
 import { benchCommand } from "./bench-command.ts";

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { queueOffload } from "./catalog-calls.ts";
 import { cliQuery } from "./cli-queries.ts";
 import { UsageError, withClient, type Command } from "./command.ts";
 import { Progress } from "./progress.ts";
@@ -33,7 +34,7 @@ otherwise. A running bridge does the work. Exit code 0 when the job succeeds, 1 
     const table = positionals[0];
     if (!table || positionals.length > 1) throw new UsageError("name one table");
     return withClient(config(), async (client) => {
-      const id = Number((await client.query(cliQuery("run"), [table])).rows[0].id);
+      const id = await queueOffload(client, table);
       console.log(`job ${id} queued: offload of ${table}`);
       if (values["no-wait"]) return 0;
       const progress = new Progress();

@@ -1,3 +1,4 @@
+import { verifySegment } from "./catalog-calls.ts";
 import { cliQuery } from "./cli-queries.ts";
 import { UsageError, withClient, type Command } from "./command.ts";
 import { Progress } from "./progress.ts";
@@ -35,7 +36,7 @@ segment; exit code 1 if any failed. Needs the bridge running.`,
       let failed = 0;
       for (const segment of segments) {
         progress.update(state);
-        const r = (await client.query(cliQuery("verify-segment"), [segment.id])).rows[0];
+        const r = await verifySegment(client, Number(segment.id));
         if (!r.ok) failed++;
         lines.push(
           `segment ${r.segment_id} (${r.segment_table}): ${r.chunks} chunks, ` +

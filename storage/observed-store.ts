@@ -1,4 +1,5 @@
 import type { ObjectInfo, ObjectKey, ObjectStore, StoreCallOptions } from "./object-store.ts";
+import { StoreError } from "./store-errors.ts";
 
 /** Told of every call a store gets, and of each that fails (with the StoreError's kind). */
 export interface StoreObserver {
@@ -51,5 +52,5 @@ export class ObservedStore implements ObjectStore {
 }
 
 function kindOf(error: unknown): string {
-  return (error as { kind?: string }).kind ?? "other";
+  return error instanceof StoreError ? error.kind : "other";
 }

@@ -53,10 +53,6 @@ function where({ store, key }: StoreErrorContext): string {
   return named.length > 0 ? ` (${named.join(", ")})` : "";
 }
 
-export function isStoreError(error: unknown): error is StoreError {
-  return error instanceof StoreError;
-}
-
 export function isRetryableStoreError(error: unknown): boolean {
   return error instanceof StoreError && error.retryable;
 }

@@ -1,1 +1,0 @@
-SELECT offload.abort_segment($1);

@@ -1,2 +1,0 @@
--- Raises the same clear error a user would get if the table can no longer be offloaded.
-SELECT offload.check_table($1::oid::regclass);

@@ -1,1 +1,0 @@
-SELECT offload.current_installation() AS id;

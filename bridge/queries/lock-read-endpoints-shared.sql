@@ -1,1 +1,0 @@
-SELECT offload.lock_read_endpoints_shared();

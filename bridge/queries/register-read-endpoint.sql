@@ -1,1 +1,0 @@
-SELECT offload.register_read_endpoint($1, $2::jsonb, $3, make_interval(secs => $4::float8 / 1000));

@@ -1,1 +1,0 @@
-SELECT offload.rewrite_step($1, $2, $3, $4) AS statement;

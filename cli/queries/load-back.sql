@@ -1,1 +1,0 @@
-SELECT offload.load_back($1::regclass, $2, $3) AS rows;

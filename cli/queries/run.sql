@@ -1,1 +1,0 @@
-SELECT offload.run($1::regclass) AS id;

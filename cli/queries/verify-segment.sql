@@ -1,1 +1,0 @@
-SELECT * FROM offload.verify_segment($1);
