@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     globalSetup: ["test/support/global-setup.ts"],
+    // Per file: keeps the databases of failed tests (test/support/file-hooks.ts).
+    setupFiles: ["test/support/file-hooks.ts"],
     include: ["test/**/*.test.ts"],
     // The JSON report lets CI print a plain "N passed, N failed" line.
     reporters: ["default", ["json", { outputFile: ".tmp/test-results.json" }]],
