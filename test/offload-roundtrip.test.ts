@@ -68,6 +68,11 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
       "SELECT count(*)::int AS n, min(created_at) > now() - interval '30 days' AS only_recent FROM ONLY awkward",
     );
     expect(hot.rows[0]).toEqual({ n: expect.any(Number), only_recent: true });
+    // And the other side of the split: every cold row is older than the policy's 30 days.
+    const cold = await db.pool.query(
+      "SELECT count(*)::int AS n, bool_and(created_at < now() - interval '30 days') AS only_old FROM awkward WHERE tableoid <> 'awkward'::regclass",
+    );
+    expect(cold.rows[0]).toEqual({ n: 3000 - hot.rows[0].n, only_old: true });
     const segments = await segmentTables(db.pool, "awkward");
     expect(segments.length).toBe(job.segments_done);
     expect(segments[0]).toMatch(/^awkward__offloaded_\d+$/);
