@@ -22,11 +22,12 @@ export interface TestDatabase {
   /** A pool for the test's own queries (not the bridge's). */
   pool: pg.Pool;
   /**
-   * Closes the pool and hands the database back to the harness, which drops it after the test
-   * file, unless the test that created it failed (or, for a database made outside any test, say
-   * in beforeAll, unless any test of the file failed): then it is kept and dumped, and where is
-   * printed (see settleDatabases). Deciding later is what lets a drop() in a `finally`, which
-   * runs before the test's failure is recorded, keep the evidence too.
+   * Closes the pool and drops the database, unless the test that made it failed (or, for a
+   * database made outside any test, say in beforeAll, unless a test of the file has failed):
+   * then it is kept and dumped, and where is printed (see settleDatabases). Called where the
+   * outcome is not known yet (a `finally` in the test, which runs before its failure is
+   * recorded), it leaves the decision to the end of the file. Connections still open to the
+   * database when it is dropped are reported as leaks (see leak-check.ts).
    */
   drop(): Promise<void>;
 }
@@ -42,6 +43,14 @@ interface Created {
 
 /** The databases made by this test file (each file runs in a module registry of its own). */
 const created: Created[] = [];
+/** Sessions found on a database as drop() dropped it: leaks, reported at the end of the file. */
+export const sessionsAtDrop: string[] = [];
+let currentFile: RunnerTestFile | undefined;
+
+/** Called by file-hooks.ts before the file's first hook: whose failures drop() looks at. */
+export function setCurrentFile(file: RunnerTestFile): void {
+  currentFile = file;
+}
 
 export function serverUrl(database = "postgres"): string {
   const { host, port, user } = inject("postgres");
@@ -79,8 +88,52 @@ async function createDatabase(label: string, template: string): Promise<TestData
       if (entry.released) return;
       entry.released = true;
       await pool.end();
+      const outcome = outcomeNow(entry);
+      if (outcome !== "passed") return; // kept, or decided at the end of the file
+      created.splice(created.indexOf(entry), 1);
+      await dropNow(entry.name);
     },
   };
+}
+
+/**
+ * "passed" when nothing that used the database can still fail: its test passed (drop() from
+ * afterEach), or, made outside a test, no test of the file has failed so far (drop() from
+ * afterAll, its suite's tests done). "failed" when its test, or for one made outside a test any
+ * test of the file, has failed. "unknown" inside the test itself, whose outcome comes later.
+ */
+function outcomeNow(entry: Created): "passed" | "failed" | "unknown" {
+  if (entry.owner) {
+    const state = entry.owner.result?.state;
+    return state === "pass" ? "passed" : state === "fail" ? "failed" : "unknown";
+  }
+  if (TestRunner.getCurrentTest() || !currentFile) return "unknown";
+  return failures(currentFile).length > 0 ? "failed" : "passed";
+}
+
+const SETTLE_MS = 5_000;
+
+/** Drops the database; sessions still on it after a moment are leaks, recorded for the report. */
+async function dropNow(name: string): Promise<void> {
+  await withAdmin(async (admin) => {
+    const deadline = Date.now() + SETTLE_MS;
+    for (;;) {
+      // A backend of a pool just ended may take a moment to exit.
+      const { rows } = await admin.query<{ session: string }>(
+        `SELECT format('pid %s on database %s (application_name %L, %s): %s', pid, datname,
+                       application_name, state, left(query, 200)) AS session
+           FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+        [name],
+      );
+      if (rows.length === 0) break;
+      if (Date.now() > deadline) {
+        sessionsAtDrop.push(...rows.map((r) => r.session));
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  });
 }
 
 async function withAdmin<T>(work: (admin: pg.Client) => Promise<T>): Promise<T> {
@@ -139,7 +192,7 @@ export async function settleDatabases(file: RunnerTestFile): Promise<string[]> {
           ? fullName(entry.owner)
           : undefined;
     if (failedTest === undefined) {
-      await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${entry.name} WITH (FORCE)`));
+      await dropNow(entry.name);
       continue;
     }
     reports.push(await keep(entry, file, failedTest));
