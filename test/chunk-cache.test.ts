@@ -1,7 +1,7 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { RunningBridge } from "../bridge/bridge.ts";
 import type { CacheConfig } from "../bridge/config.ts";
 import { CountingStore } from "../storage/counting-store.ts";
@@ -19,6 +19,12 @@ async function cacheFiles(dir: string): Promise<string[]> {
   }
   return files;
 }
+
+async function cacheFileSizes(dir: string): Promise<number[]> {
+  return Promise.all((await cacheFiles(dir)).map(async (path) => (await stat(path)).size));
+}
+
+const sum = (sizes: number[]) => sizes.reduce((total, size) => total + size, 0);
 
 const AWKWARD_QUERIES = [
   "SELECT * FROM awkward ORDER BY id",
@@ -40,7 +46,9 @@ describe("the chunk cache", () => {
       objectStore: store,
     });
 
-  beforeAll(async () => {
+  // Each case its own database, offloaded through a bridge with a cache of its own: the cases
+  // restart bridges, damage cached files and change the bound, which no other case may see.
+  beforeEach(async () => {
     db = await createTestDatabase("chunk-cache");
     storeConfig = await testStoreConfig("local");
     store = new CountingStore(openStore(storeConfig.config));
@@ -52,11 +60,11 @@ describe("the chunk cache", () => {
     expect((await offloadNow(db.pool, "events")).state).toBe("succeeded");
   });
 
-  afterAll(async () => {
+  afterEach(async () => {
     await bridge?.stop();
     await db?.drop();
     await storeConfig?.cleanup();
-    await rm(cacheDir, { recursive: true, force: true });
+    if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
   });
 
   it("serves the first scan after an offload without reading the store (written through)", async () => {
@@ -111,16 +119,24 @@ describe("the chunk cache", () => {
     expect(again.rows[0].ok).toBe(true);
   });
 
-  it("stays within its bound on disk", async () => {
-    await bridge.stop();
+  it("stays within its bound on disk, and fills it", async () => {
+    // What the offload wrote through: every chunk, far more than the bound below.
+    const written = await cacheFileSizes(cacheDir);
+    const largest = Math.max(...written);
     const diskBytes = 40 * 1024;
+    expect(sum(written)).toBeGreaterThan(2 * diskBytes);
+    expect(largest).toBeLessThan(diskBytes);
+    await bridge.stop();
     cache = { ...cache, diskBytes };
     bridge = await start();
-    await tableDigest(db.pool, "events");
-    const sizes = await Promise.all(
-      (await cacheFiles(cacheDir)).map(async (path) => (await readFile(path)).length),
-    );
-    expect(sizes.reduce((sum, size) => sum + size, 0)).toBeLessThanOrEqual(diskBytes);
+    store.take();
+    expect(await tableDigest(db.pool, "events")).toBe(hotDigest);
+    const kept = await cacheFileSizes(cacheDir);
+    // Least recently used first out, only while over the bound: what stays is within it, and
+    // short of it by less than one chunk (an empty cache would pass an upper bound alone).
+    expect(sum(kept)).toBeLessThanOrEqual(diskBytes);
+    expect(sum(kept)).toBeGreaterThan(diskBytes - largest);
+    expect(bridge.cache.stats().diskBytes).toBe(sum(kept));
   });
 
   it("returns awkward values exactly when they come from the cache", async () => {

@@ -6,6 +6,7 @@ import {
   offloadNow,
   startTestBridge,
   testStoreConfig,
+  type JobRow,
   type StoreKind,
 } from "./support/bridge-harness.ts";
 import { fixture, resultSet, segmentTables } from "./support/fixtures.ts";
@@ -30,6 +31,8 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
   let cleanupStore: () => Promise<void>;
   const before = new Map<string, string[]>();
   let beforeOddSession: string[];
+  // The offload every case reads the result of; no case changes the table for the others.
+  let job: JobRow;
 
   beforeAll(async () => {
     db = await createTestDatabase(`roundtrip-${storeKind}`);
@@ -48,6 +51,7 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
       "SELECT offload.define_policy('cold_after_30d', time_column => 'created_at', older_than => interval '30 days')",
     );
     await db.pool.query("SELECT offload.attach_policy('public.awkward', 'cold_after_30d')");
+    job = await offloadNow(db.pool, "public.awkward");
   });
 
   afterAll(async () => {
@@ -57,7 +61,6 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
   });
 
   it("offloads the rows older than the policy into several segments", async () => {
-    const job = await offloadNow(db.pool, "public.awkward");
     expect(job).toMatchObject({ state: "succeeded", last_error: null });
     expect(job.segments_done).toBeGreaterThan(1);
 
@@ -65,6 +68,11 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
       "SELECT count(*)::int AS n, min(created_at) > now() - interval '30 days' AS only_recent FROM ONLY awkward",
     );
     expect(hot.rows[0]).toEqual({ n: expect.any(Number), only_recent: true });
+    // And the other side of the split: every cold row is older than the policy's 30 days.
+    const cold = await db.pool.query(
+      "SELECT count(*)::int AS n, bool_and(created_at < now() - interval '30 days') AS only_old FROM awkward WHERE tableoid <> 'awkward'::regclass",
+    );
+    expect(cold.rows[0]).toEqual({ n: 3000 - hot.rows[0].n, only_old: true });
     const segments = await segmentTables(db.pool, "awkward");
     expect(segments.length).toBe(job.segments_done);
     expect(segments[0]).toMatch(/^awkward__offloaded_\d+$/);
@@ -112,18 +120,25 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
   });
 
   it("keeps taking inserts, which stay hot, and a LIMIT on a cold scan stops early cleanly", async () => {
-    await db.pool.query(
-      "INSERT INTO awkward (id, created_at, label) VALUES (100001, now(), 'new'), (100002, '2001-01-01', 'late')",
-    );
-    const { rows } = await db.pool.query(
-      "SELECT count(*)::int AS n FROM ONLY awkward WHERE id > 100000",
-    );
-    expect(rows[0].n).toBe(2);
-    const limited = await db.pool.query(
-      "SELECT id FROM awkward WHERE created_at < '2025-01-01' LIMIT 2",
-    );
-    expect(limited.rows.length).toBe(2);
-    await db.pool.query("DELETE FROM ONLY awkward WHERE id > 100000");
+    // In a transaction rolled back: the other cases see the table as the offload left it.
+    const client = await db.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query(
+        "INSERT INTO awkward (id, created_at, label) VALUES (100001, now(), 'new'), (100002, '2001-01-01', 'late')",
+      );
+      const { rows } = await client.query(
+        "SELECT count(*)::int AS n FROM ONLY awkward WHERE id > 100000",
+      );
+      expect(rows[0].n).toBe(2);
+      const limited = await client.query(
+        "SELECT id FROM awkward WHERE created_at < '2025-01-01' LIMIT 2",
+      );
+      expect(limited.rows.length).toBe(2);
+    } finally {
+      await client.query("ROLLBACK");
+      client.release();
+    }
   });
 
   it("runs UPDATE/DELETE whose WHERE excludes every segment, and refuses the others clearly", async () => {

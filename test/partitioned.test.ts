@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type pg from "pg";
 import type { RunningBridge } from "../bridge/bridge.ts";
 import { FaultyStore } from "../storage/faulty-store.ts";
 import { openStore } from "../storage/open-store.ts";
@@ -6,6 +7,7 @@ import {
   offloadNow,
   startTestBridge,
   testStoreConfig,
+  type JobRow,
   type StoreKind,
 } from "./support/bridge-harness.ts";
 import { fixture, resultSet } from "./support/fixtures.ts";
@@ -18,8 +20,10 @@ const QUERIES = [
   "SELECT tableoid <> 0 AS t, count(*) FROM metrics WHERE note LIKE E'n\\t1%' GROUP BY 1",
 ];
 
-async function partitions(db: TestDatabase): Promise<Array<{ name: string; kind: string }>> {
-  const { rows } = await db.pool.query(
+async function partitions(
+  db: TestDatabase | pg.PoolClient,
+): Promise<Array<{ name: string; kind: string }>> {
+  const { rows } = await ("pool" in db ? db.pool : db).query(
     `SELECT c.relname AS name, c.relkind AS kind FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
       WHERE i.inhparent = 'metrics'::regclass ORDER BY c.relname`,
   );
@@ -32,7 +36,11 @@ describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", 
   let store: FaultyStore;
   let cleanupStore: () => Promise<void>;
   const before = new Map<string, string[]>();
+  // The preview, the partitions then and the offload's job, all from beforeAll: every case reads
+  // the one offload, and a case that changes the table does so in a transaction it rolls back.
   let preview: Array<{ partition_table: string; rows: string }>;
+  let partitionsAtPreview: Array<{ name: string; kind: string }>;
+  let job: JobRow;
 
   beforeAll(async () => {
     db = await createTestDatabase(`partitioned-${storeKind}`);
@@ -46,6 +54,9 @@ describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", 
       "SELECT offload.define_policy('cold_60d', 'created_at', interval '60 days', zone_map_columns => '{id}')",
     );
     await db.pool.query("SELECT offload.attach_policy('metrics', 'cold_60d')");
+    preview = (await db.pool.query("SELECT * FROM offload.preview('metrics')")).rows;
+    partitionsAtPreview = await partitions(db);
+    job = await offloadNow(db.pool, "metrics");
   });
 
   afterAll(async () => {
@@ -55,16 +66,13 @@ describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", 
   });
 
   it("previews the partitions that are due, without changing anything", async () => {
-    const { rows } = await db.pool.query("SELECT * FROM offload.preview('metrics')");
-    preview = rows;
-    expect(rows.length).toBeGreaterThanOrEqual(5);
-    expect(rows.map((r) => r.partition_table).join(",")).not.toMatch(/default/);
-    expect(rows.reduce((sum, r) => sum + Number(r.rows), 0)).toBeGreaterThan(3000);
-    expect((await partitions(db)).every((p) => p.kind === "r")).toBe(true);
+    expect(preview.length).toBeGreaterThanOrEqual(5);
+    expect(preview.map((r) => r.partition_table).join(",")).not.toMatch(/default/);
+    expect(preview.reduce((sum, r) => sum + Number(r.rows), 0)).toBeGreaterThan(3000);
+    expect(partitionsAtPreview.every((p) => p.kind === "r")).toBe(true);
   });
 
   it("replaces each due partition with a foreign partition of the same bounds", async () => {
-    const job = await offloadNow(db.pool, "metrics");
     expect(job).toMatchObject({ state: "succeeded", segments_done: preview.length });
     const parts = await partitions(db);
     const cold = parts.filter((p) => p.kind === "f");
@@ -132,14 +140,23 @@ describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", 
     await expect(
       db.pool.query(`INSERT INTO metrics VALUES (999999, '${old}', 1, 1, 'late')`),
     ).rejects.toThrow(/foreign table "metrics.*__offloaded_\d+"/);
-    await db.pool.query("INSERT INTO metrics VALUES (999999, now(), 1, 1, 'fresh')");
+    await inRolledBackTransaction(db, async (client) => {
+      await client.query("INSERT INTO metrics VALUES (999999, now(), 1, 1, 'fresh')");
+    });
   });
 
   it("runs UPDATE/DELETE that prune every cold partition, and refuses the others", async () => {
-    await db.pool.query(
-      `UPDATE metrics SET note = 'touched' WHERE id = 999999 AND created_at > '${RECENT}'`,
-    );
-    await db.pool.query(`DELETE FROM metrics WHERE id = 999999 AND created_at > '${RECENT}'`);
+    await inRolledBackTransaction(db, async (client) => {
+      await client.query("INSERT INTO metrics VALUES (999999, now(), 1, 1, 'fresh')");
+      const updated = await client.query(
+        `UPDATE metrics SET note = 'touched' WHERE id = 999999 AND created_at > '${RECENT}'`,
+      );
+      expect(updated.rowCount).toBe(1);
+      const deleted = await client.query(
+        `DELETE FROM metrics WHERE id = 999999 AND created_at > '${RECENT}'`,
+      );
+      expect(deleted.rowCount).toBe(1);
+    });
     await expect(db.pool.query("DELETE FROM metrics WHERE id = 10")).rejects.toThrow(
       /cannot delete from foreign table "metrics.*__offloaded_\d+"/,
     );
@@ -152,19 +169,38 @@ describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", 
     const namesBefore = preview.map((p) =>
       p.partition_table.replace(/^public\./, "").replace(/"/g, ""),
     );
-    const { rows } = await db.pool.query("SELECT offload.load_back('metrics') AS n");
-    expect(Number(rows[0].n)).toBeGreaterThan(3000);
-    const parts = await partitions(db);
-    expect(parts.every((p) => p.kind === "r")).toBe(true);
-    for (const name of namesBefore) expect(parts.map((p) => p.name)).toContain(name);
-    expect(await resultSet(db.pool, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
-    const old = new Date(Date.now() - 200 * 86_400_000).toISOString();
-    await db.pool.query(`INSERT INTO metrics VALUES (999998, '${old}', 1, 1, 'late')`);
-    await db.pool.query("DELETE FROM metrics WHERE id = 999998");
-    const indexes = await db.pool.query(
-      `SELECT count(*)::int AS n FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid
-        WHERE i.inhparent = 'metrics'::regclass`,
-    );
-    expect(indexes.rows[0].n).toBe(parts.length);
+    // Rolled back: the catalog and the partitions return to cold for the other cases (the
+    // segments' objects stay in the store, which only garbage collection removes).
+    await inRolledBackTransaction(db, async (client) => {
+      const { rows } = await client.query("SELECT offload.load_back('metrics') AS n");
+      expect(Number(rows[0].n)).toBeGreaterThan(3000);
+      const parts = await partitions(client);
+      expect(parts.every((p) => p.kind === "r")).toBe(true);
+      for (const name of namesBefore) expect(parts.map((p) => p.name)).toContain(name);
+      expect(await resultSet(client, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
+      const old = new Date(Date.now() - 200 * 86_400_000).toISOString();
+      await client.query(`INSERT INTO metrics VALUES (999998, '${old}', 1, 1, 'late')`);
+      await client.query("DELETE FROM metrics WHERE id = 999998");
+      const indexes = await client.query(
+        `SELECT count(*)::int AS n FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid
+          WHERE i.inhparent = 'metrics'::regclass`,
+      );
+      expect(indexes.rows[0].n).toBe(parts.length);
+    });
   });
 });
+
+/** Runs `work` on one connection in a transaction that is always rolled back. */
+async function inRolledBackTransaction(
+  db: TestDatabase,
+  work: (client: pg.PoolClient) => Promise<void>,
+): Promise<void> {
+  const client = await db.pool.connect();
+  try {
+    await client.query("BEGIN");
+    await work(client);
+  } finally {
+    await client.query("ROLLBACK");
+    client.release();
+  }
+}

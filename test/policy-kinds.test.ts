@@ -62,6 +62,20 @@ describe("every policy kind on both table shapes", () => {
   it.each(CASES)("$kind on a $shape table", async ({ shape, kind, table }) => {
     await db.pool.query(createTable(table, shape, kind));
     const before = await resultSet(db.pool, `SELECT * FROM ${table} ORDER BY id`);
+    // Which partitions must stay hot, derived from the README's rules and the table as made.
+    const partitionsBefore = await heapPartitions(db, table);
+    const expectedHotPartitions =
+      shape === "plain"
+        ? undefined
+        : kind === "older_than"
+          ? // Those whose upper bound (a month after the name's month) is past now - 60 days.
+            partitionsBefore
+              .filter((p) => p.monthEnd > Date.now() - 60 * 86_400_000)
+              .map((p) => p.name)
+          : kind === "keep_hot"
+            ? // The oldest go until the heap partitions' bytes fit in 60,000.
+              newestThatFit(partitionsBefore, 60_000)
+            : undefined;
     await db.pool.query(
       `SELECT offload.define_policy('${table}_policy', ${POLICIES[kind]}, chunk_bytes => 8192, compression_level => 1)`,
     );
@@ -96,9 +110,19 @@ describe("every policy kind on both table shapes", () => {
     );
     const { n: hotRows, min_id: minHotId, bytes: hotBytes } = hot.rows[0];
     expect(hotRows + cold).toBe(2000);
-    // 60 days of rows stay hot, plus the rest of the month that holds the cutoff when partitioned.
-    if (kind === "older_than") expect(hotRows).toBeLessThan(shape === "plain" ? 610 : 920);
-    if (kind === "keep_last") expect(Number(minHotId)).toBe(1501);
+    if (kind === "older_than" && shape === "plain") {
+      // One row every 2.4 hours: the 600 rows of the last 60 days, exactly.
+      expect({ hotRows, minHotId: Number(minHotId) }).toEqual({ hotRows: 600, minHotId: 1401 });
+    }
+    if (expectedHotPartitions) {
+      expect(expectedHotPartitions.length).toBeGreaterThan(0);
+      expect(expectedHotPartitions.length).toBeLessThan(partitionsBefore.length);
+      expect((await heapPartitions(db, table)).map((p) => p.name)).toEqual(expectedHotPartitions);
+    }
+    if (kind === "keep_last") {
+      // Ids 1501..2000; when partitioned, the 250-id partitions from 1501 on (1501 is a bound).
+      expect({ hotRows, minHotId: Number(minHotId) }).toEqual({ hotRows: 500, minHotId: 1501 });
+    }
     if (kind === "idle_for") expect(hotRows).toBe(0);
     if (kind === "keep_hot" && shape === "plain") {
       expect(hotBytes).toBeLessThanOrEqual(60_000 * 1.05);
@@ -115,3 +139,32 @@ describe("every policy kind on both table shapes", () => {
     expect(chunks.rows[0].zstd).toBe(true);
   });
 });
+
+interface HeapPartition {
+  name: string;
+  bytes: number;
+  /** For a monthly partition (named table_YYYYMM), the end of its month, in ms. */
+  monthEnd: number;
+}
+
+/** The table's heap (hot) partitions, oldest first (their names sort by month). */
+async function heapPartitions(db: TestDatabase, table: string): Promise<HeapPartition[]> {
+  const { rows } = await db.pool.query(
+    `SELECT c.relname AS name, pg_table_size(c.oid)::int AS bytes,
+            extract(epoch FROM to_timestamp(right(c.relname, 6), 'YYYYMM') + interval '1 month')
+              * 1000 AS month_end
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = $1::regclass AND c.relkind = 'r' AND c.relname ~ '_[0-9]{6}$'
+      ORDER BY c.relname`,
+    [table],
+  );
+  return rows.map((r) => ({ name: r.name, bytes: r.bytes, monthEnd: Number(r.month_end) }));
+}
+
+/** The partitions left once the oldest are taken until the rest fit in `allowance` bytes. */
+function newestThatFit(partitions: HeapPartition[], allowance: number): string[] {
+  let total = partitions.reduce((sum, p) => sum + p.bytes, 0);
+  const left = [...partitions];
+  while (total > allowance && left.length > 0) total -= left.shift()!.bytes;
+  return left.map((p) => p.name);
+}

@@ -14,6 +14,7 @@ import {
 import { quickBridgeEnv, spawnBridge, type BridgeProcess } from "./support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "./support/digest.ts";
 import { fixture, segmentTables } from "./support/fixtures.ts";
+import { step } from "./support/steps.ts";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
 import { waitUntil } from "./support/wait.ts";
 
@@ -115,67 +116,79 @@ describe("three bridges on one database", () => {
     await cleanupStore?.();
   });
 
-  it("name every bridge's endpoint in every segment table's reader", async () => {
-    const sockets = [await startBridge("a"), await startBridge("b"), await startBridge("c")];
-    await waitUntilAllOffloaded();
-    for (const t of TABLES) {
-      const commands = await readerCommands(db, t);
-      expect(commands.length).toBeGreaterThan(0);
-      for (const command of commands) {
-        for (const socket of sockets) expect(command).toContain(`--unix-socket '${socket}'`);
+  // One scenario: the bridges started in the first step are the ones later steps take away.
+  it("name every bridge's endpoint in every reader, and go on as bridges stop and die", async () => {
+    await step("name every bridge's endpoint in every segment table's reader", async () => {
+      const sockets = [await startBridge("a"), await startBridge("b"), await startBridge("c")];
+      await waitUntilAllOffloaded();
+      for (const t of TABLES) {
+        const commands = await readerCommands(db, t);
+        expect(commands.length).toBeGreaterThan(0);
+        for (const command of commands) {
+          for (const socket of sockets) expect(command).toContain(`--unix-socket '${socket}'`);
+        }
       }
-    }
-    await expectEveryTableReadable();
-  });
-
-  it("go on reading, running jobs and collecting garbage with the two started last gone", async () => {
-    // The last one started dies; the one before stops gracefully.
-    const c = bridges.get("c")!.process;
-    c.child.kill("SIGKILL");
-    expect((await c.exited).signal).toBe("SIGKILL");
-    await bridges.get("b")!.process.kill("SIGTERM");
-
-    await expectEveryTableReadable();
-    // A load-back reads every cold row through the bridge left, and retires the segments, whose
-    // objects that bridge's garbage collection then removes.
-    const { rows } = await db.pool.query(
-      "SELECT id FROM offload.segments WHERE table_id = 't2'::regclass AND state = 'committed'",
-    );
-    const loadedBack = rows.map((r) => Number(r.id));
-    expect(loadedBack.length).toBeGreaterThan(0);
-    expect((await objectsOf(storeDir, loadedBack)).length).toBeGreaterThan(0);
-    await db.pool.query("SELECT offload.load_back('t2')");
-    expect(await segmentTables(db.pool, "t2")).toEqual([]);
-    await waitUntil(async () => (await objectsOf(storeDir, loadedBack)).length === 0, {
-      context: () => bridges.get("a")!.process.output(),
+      await expectEveryTableReadable();
     });
-    // And a job runs there: a new offload of t2.
-    const jobId = Number((await db.pool.query("SELECT offload.run('t2') AS id")).rows[0].id);
-    expect(await waitForJob(db.pool, jobId)).toMatchObject({ state: "succeeded", locked_by: "a" });
-    expect((await segmentTables(db.pool, "t2")).length).toBeGreaterThan(0);
-    await expectEveryTableReadable();
-  });
 
-  it("go on with the first started gone, and another that died", async () => {
-    await startBridge("d");
-    await startBridge("e");
-    for (const name of ["a", "d"]) {
-      const { process } = bridges.get(name)!;
-      process.child.kill("SIGKILL");
-      expect((await process.exited).signal).toBe("SIGKILL");
-    }
-    await expectEveryTableReadable();
-    const { rows } = await db.pool.query(
-      "SELECT id FROM offload.segments WHERE table_id = 't3'::regclass AND state = 'committed'",
+    await step(
+      "go on reading, running jobs and collecting garbage with the two started last gone",
+      async () => {
+        // The last one started dies; the one before stops gracefully.
+        const c = bridges.get("c")!.process;
+        c.child.kill("SIGKILL");
+        expect((await c.exited).signal).toBe("SIGKILL");
+        await bridges.get("b")!.process.kill("SIGTERM");
+
+        await expectEveryTableReadable();
+        // A load-back reads every cold row through the bridge left, and retires the segments, whose
+        // objects that bridge's garbage collection then removes.
+        const { rows } = await db.pool.query(
+          "SELECT id FROM offload.segments WHERE table_id = 't2'::regclass AND state = 'committed'",
+        );
+        const loadedBack = rows.map((r) => Number(r.id));
+        expect(loadedBack.length).toBeGreaterThan(0);
+        expect((await objectsOf(storeDir, loadedBack)).length).toBeGreaterThan(0);
+        await db.pool.query("SELECT offload.load_back('t2')");
+        expect(await segmentTables(db.pool, "t2")).toEqual([]);
+        await waitUntil(async () => (await objectsOf(storeDir, loadedBack)).length === 0, {
+          context: () => bridges.get("a")!.process.output(),
+        });
+        // And a job runs there: a new offload of t2.
+        const jobId = Number((await db.pool.query("SELECT offload.run('t2') AS id")).rows[0].id);
+        expect(await waitForJob(db.pool, jobId)).toMatchObject({
+          state: "succeeded",
+          locked_by: "a",
+        });
+        expect((await segmentTables(db.pool, "t2")).length).toBeGreaterThan(0);
+        await expectEveryTableReadable();
+      },
     );
-    const loadedBack = rows.map((r) => Number(r.id));
-    await db.pool.query("SELECT offload.load_back('t3')");
-    await waitUntil(async () => (await objectsOf(storeDir, loadedBack)).length === 0, {
-      context: () => bridges.get("e")!.process.output(),
+
+    await step("go on with the first started gone, and another that died", async () => {
+      await startBridge("d");
+      await startBridge("e");
+      for (const name of ["a", "d"]) {
+        const { process } = bridges.get(name)!;
+        process.child.kill("SIGKILL");
+        expect((await process.exited).signal).toBe("SIGKILL");
+      }
+      await expectEveryTableReadable();
+      const { rows } = await db.pool.query(
+        "SELECT id FROM offload.segments WHERE table_id = 't3'::regclass AND state = 'committed'",
+      );
+      const loadedBack = rows.map((r) => Number(r.id));
+      await db.pool.query("SELECT offload.load_back('t3')");
+      await waitUntil(async () => (await objectsOf(storeDir, loadedBack)).length === 0, {
+        context: () => bridges.get("e")!.process.output(),
+      });
+      const jobId = Number((await db.pool.query("SELECT offload.run('t3') AS id")).rows[0].id);
+      expect(await waitForJob(db.pool, jobId)).toMatchObject({
+        state: "succeeded",
+        locked_by: "e",
+      });
+      await expectEveryTableReadable();
     });
-    const jobId = Number((await db.pool.query("SELECT offload.run('t3') AS id")).rows[0].id);
-    expect(await waitForJob(db.pool, jobId)).toMatchObject({ state: "succeeded", locked_by: "e" });
-    await expectEveryTableReadable();
   });
 });
 

@@ -1,7 +1,9 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { CountingStore } from "../../storage/counting-store.ts";
+import { openStore } from "../../storage/open-store.ts";
 import { offloadNow, startTestBridge, testStoreConfig } from "../support/bridge-harness.ts";
 import { quickBridgeEnv, spawnBridge } from "../support/bridge-process.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
@@ -17,13 +19,14 @@ describe("a bridge stopping", () => {
   let db: TestDatabase;
   let store: Awaited<ReturnType<typeof testStoreConfig>>;
 
-  beforeAll(async () => {
+  // Each case its own database and store, events all hot: a case offloads what it reads cold.
+  beforeEach(async () => {
     db = await createTestDatabase("graceful-stop");
     store = await testStoreConfig("local");
     await db.pool.query(fixture("events-table.sql"));
   });
 
-  afterAll(async () => {
+  afterEach(async () => {
     await db?.drop();
     await store?.cleanup();
   });
@@ -32,38 +35,55 @@ describe("a bridge stopping", () => {
     const bridge = await startTestBridge(db.url, store.config, {
       overrides: { shutdownGraceMs: 300 },
     });
-    expect((await offloadNow(db.pool, "events")).state).toBe("succeeded");
-    const scan = db.pool.query(SLOW_SCAN);
-    scan.catch(() => {});
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    await bridge.stop();
-    await expect(scan).rejects.toMatchObject({
-      where: expect.stringContaining("the bridge stopped while serving segment"),
-    });
+    try {
+      expect((await offloadNow(db.pool, "events")).state).toBe("succeeded");
+      const scan = db.pool.query(SLOW_SCAN);
+      scan.catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await bridge.stop();
+      await expect(scan).rejects.toMatchObject({
+        where: expect.stringContaining("the bridge stopped while serving segment"),
+      });
+    } finally {
+      await bridge.stop();
+    }
   });
 
   it("lets a scan finish within the grace period", async () => {
+    const counting = new CountingStore(openStore(store.config));
     const bridge = await startTestBridge(db.url, store.config, {
       overrides: { shutdownGraceMs: 60_000 },
+      objectStore: counting,
     });
-    const quick = "SELECT count(pg_sleep(0.0001)) FROM (SELECT * FROM events LIMIT 3000) e";
-    const scan = db.pool.query(quick.replace("FROM events", "FROM events WHERE id < 5000"));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await bridge.stop();
-    expect((await scan).rows[0].count).toBe("3000");
+    try {
+      expect((await offloadNow(db.pool, "events")).state).toBe("succeeded");
+      counting.take();
+      // 3,000 cold rows (ids below 5,000 are months old), each pulled at least 0.1 ms apart.
+      const scan = db.pool.query(
+        "SELECT count(pg_sleep(0.0001)) FROM (SELECT * FROM events WHERE id < 5000 LIMIT 3000) e",
+      );
+      let settled = false;
+      void scan.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      // The bridge has fetched a chunk for it: the scan is being served.
+      await waitUntil(async () => counting.take().gets > 0);
+      // Read at the moment the stop begins: a scan already over would make the case prove nothing.
+      const runningWhenStopBegan = !settled;
+      await bridge.stop();
+      expect(runningWhenStopBegan).toBe(true);
+      expect((await scan).rows[0].count).toBe("3000");
+    } finally {
+      await bridge.stop();
+    }
   });
 
   it("a second SIGTERM fails a scan being served with the bridge's message, not a half-written row", async () => {
     const scratch = await mkdtemp(join(tmpdir(), "pgo-stop-"));
     const resumeFile = join(scratch, "resume");
-    // The rows of events, some of them cold after the tests before: read through a bridge.
-    const helper = await startTestBridge(db.url, store.config);
-    try {
-      await db.pool.query("CREATE TABLE forced (LIKE events INCLUDING ALL)");
-      await db.pool.query("INSERT INTO forced SELECT * FROM events");
-    } finally {
-      await helper.stop();
-    }
+    await db.pool.query("CREATE TABLE forced (LIKE events INCLUDING ALL)");
+    await db.pool.query("INSERT INTO forced SELECT * FROM events");
     await db.pool.query("SELECT offload.attach_policy('forced', 'cold_after_30d')");
     const env = {
       ...quickBridgeEnv(db.url, store.config.kind === "local" ? store.config.dir : ""),
@@ -76,9 +96,7 @@ describe("a bridge stopping", () => {
     };
     const bridge = spawnBridge(env);
     try {
-      await waitUntil(async () => bridge.output().includes("bridge started"), {
-        context: () => bridge.output(),
-      });
+      await bridge.started();
       expect((await offloadNow(db.pool, "forced")).state).toBe("succeeded");
       const scan = db.pool.query(SLOW_SCAN.replace("FROM events", "FROM forced"));
       scan.catch(() => {});
@@ -108,10 +126,6 @@ describe("a bridge stopping", () => {
   it("on SIGTERM, stops a running job at a safe point and queues it again for the next bridge", async () => {
     const scratch = await mkdtemp(join(tmpdir(), "pgo-stop-"));
     try {
-      // Everything hot again (load_back reads through a bridge), so the job has work to do.
-      const helper = await startTestBridge(db.url, store.config);
-      await db.pool.query("SELECT offload.load_back('events')");
-      await helper.stop();
       const before = await tableDigest(db.pool, "events");
       const env = quickBridgeEnv(db.url, store.config.kind === "local" ? store.config.dir : "");
       const resumeFile = join(scratch, "resume");

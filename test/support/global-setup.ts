@@ -1,9 +1,12 @@
+import { readdirSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { relative } from "node:path";
 import type { TestProject } from "vitest/node";
 import pg from "pg";
 import { installSchema } from "../../bridge/schema-installer.ts";
 import { startLocalPostgres } from "../../sandbox/local-postgres.ts";
 import { startS3Server } from "../../sandbox/s3-server.ts";
-import { TEMPLATE_DATABASE } from "./test-database.ts";
+import { FAILED_DB_DIR, TEMPLATE_DATABASE } from "./test-database.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -17,6 +20,8 @@ declare module "vitest" {
  * database with the offload schema installed that each test file clones.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Dumps of an earlier run's failed tests would read as this run's.
+  await rm(FAILED_DB_DIR, { recursive: true, force: true });
   const server = await startLocalPostgres();
   const s3 = await startS3Server().catch(async (error: unknown) => {
     await server.stop();
@@ -25,6 +30,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const stopAll = async () => {
     await s3.stop();
     await server.stop();
+    reportKeptDatabases();
   };
   try {
     await createTemplate(server.url(), server.url(TEMPLATE_DATABASE));
@@ -52,4 +58,21 @@ async function createTemplate(serverUrl: string, templateUrl: string): Promise<v
   } finally {
     await template.end();
   }
+}
+
+/** One line at the end of the run, after the per-file reports that scrolled by. */
+function reportKeptDatabases(): void {
+  let dumps: string[];
+  try {
+    dumps = readdirSync(FAILED_DB_DIR, { recursive: true, encoding: "utf8" }).filter((f) =>
+      f.endsWith(".sql"),
+    );
+  } catch {
+    return;
+  }
+  if (dumps.length === 0) return;
+  console.warn(
+    `${dumps.length} failed test database(s) dumped under ${relative(process.cwd(), FAILED_DB_DIR)}/ ` +
+      "(the test server itself is gone): restore one with createdb <name> && psql -d <name> -f <dump>",
+  );
 }
