@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import pg from "pg";
 
@@ -49,21 +50,42 @@ export async function installerRelease(): Promise<string> {
   return (JSON.parse(manifest) as { version: string }).version;
 }
 
+export interface InstallOptions {
+  /**
+   * "changed" (a bridge starting): the function definitions are applied only when they differ
+   * from the ones the database holds (by digest), so a restart takes no lock on the catalog
+   * tables and never waits for, or holds up, other bridges' work. "always" (`pg-offload
+   * install`): applied whatever the database holds, to repair definitions changed by hand.
+   */
+  functions?: "changed" | "always";
+}
+
 /**
  * Installs or upgrades the offload schema, in one transaction under an advisory lock (two
  * installers racing, such as two bridges starting at once, take turns): the migrations the
  * database has not had, then every function definition of sql/functions/. Refuses a database
  * that a newer release installed, before changing anything. Returns the migrations it applied.
  */
-export async function installSchema(client: pg.ClientBase): Promise<number[]> {
-  const [migrations, release] = await Promise.all([loadMigrations(), installerRelease()]);
+export async function installSchema(
+  client: pg.ClientBase,
+  options: InstallOptions = {},
+): Promise<number[]> {
+  const [migrations, release, functions] = await Promise.all([
+    loadMigrations(),
+    installerRelease(),
+    loadFunctions(),
+  ]);
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock($1)", [INSTALL_LOCK_KEY]);
     await client.query(await readFile(new URL("bootstrap.sql", MIGRATIONS_DIR), "utf8"));
     await refuseNewerSchema(client, migrations, release);
     const applied = await applyMissingMigrations(client, migrations);
-    await applyFunctions(client, release);
+    const installed = await installedRelease(client);
+    const same = installed?.release === release && installed.digest === functions.digest;
+    if (options.functions === "always" || applied.length > 0 || !same) {
+      await applyFunctions(client, functions, release);
+    }
     await client.query("COMMIT");
     return applied;
   } catch (error) {
@@ -71,6 +93,24 @@ export async function installSchema(client: pg.ClientBase): Promise<number[]> {
     if (error instanceof SchemaTooNewError) throw error;
     throw new SchemaInstallError(error);
   }
+}
+
+interface FunctionFiles {
+  files: { area: string; sql: string }[];
+  /** sha256 of every file's text, in order. */
+  digest: string;
+}
+
+async function loadFunctions(): Promise<FunctionFiles> {
+  const files = await Promise.all(
+    FUNCTION_FILES.map(async (area) => ({
+      area,
+      sql: await readFile(new URL(`${area}.sql`, FUNCTIONS_DIR), "utf8"),
+    })),
+  );
+  const hash = createHash("sha256");
+  for (const { area, sql } of files) hash.update(`${area}\0${sql}\0`);
+  return { files, digest: hash.digest("hex") };
 }
 
 async function refuseNewerSchema(
@@ -89,20 +129,22 @@ async function refuseNewerSchema(
       `it has migration ${newest.name}, and this installer knows migrations up to ${known}`,
     );
   }
-  const installed = await installedRelease(client);
+  const installed = (await installedRelease(client))?.release;
   if (installed && compareReleases(installed, release) > 0) {
     throw new SchemaTooNewError(`release ${installed} installed it; this is ${release}`);
   }
 }
 
-/** The release that last applied sql/functions/ (none before 0.2.0's migration 018). */
-async function installedRelease(client: pg.ClientBase): Promise<string | undefined> {
+/** The release and definitions that last applied sql/functions/ (none before migration 018). */
+async function installedRelease(
+  client: pg.ClientBase,
+): Promise<{ release: string; digest: string } | undefined> {
   const table = await client.query("SELECT to_regclass('offload.schema_release') AS t");
   if (!table.rows[0].t) return undefined;
-  const { rows } = await client.query<{ release: string }>(
-    "SELECT release FROM offload.schema_release",
+  const { rows } = await client.query<{ release: string; digest: string }>(
+    "SELECT release, functions_digest AS digest FROM offload.schema_release",
   );
-  return rows[0]?.release;
+  return rows[0];
 }
 
 async function applyMissingMigrations(
@@ -126,15 +168,18 @@ async function applyMissingMigrations(
   return applied;
 }
 
-async function applyFunctions(client: pg.ClientBase, release: string): Promise<void> {
-  for (const area of FUNCTION_FILES) {
-    const sql = await readFile(new URL(`${area}.sql`, FUNCTIONS_DIR), "utf8");
-    await runFile(client, `functions/${area}`, sql);
-  }
+async function applyFunctions(
+  client: pg.ClientBase,
+  functions: FunctionFiles,
+  release: string,
+): Promise<void> {
+  for (const { area, sql } of functions.files) await runFile(client, `functions/${area}`, sql);
   await client.query(
-    `INSERT INTO offload.schema_release (release) VALUES ($1)
-     ON CONFLICT (one) DO UPDATE SET release = EXCLUDED.release, installed_at = now()`,
-    [release],
+    `INSERT INTO offload.schema_release (release, functions_digest) VALUES ($1, $2)
+     ON CONFLICT (one) DO UPDATE
+       SET release = EXCLUDED.release, functions_digest = EXCLUDED.functions_digest,
+           installed_at = now()`,
+    [release, functions.digest],
   );
 }
 

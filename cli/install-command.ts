@@ -9,10 +9,13 @@ export const installCommand: Command = {
 Applies the migrations the database has not had (sql/migrations/, each once, in order), then the
 definition of every function, view, trigger and policy (sql/functions/), all in one transaction
 under an advisory lock: safe to run again and from several places at once, and an upgrade that
-fails changes nothing. Refuses a database a newer pg-offload installed. The bridge does the same
+fails changes nothing. It applies the definitions even when the database already holds this
+release's (a bridge starting skips them then), so it also repairs a function changed by hand. Refuses a database a newer pg-offload installed. The bridge does the same
 when it starts. Needs a superuser (it creates an extension, event triggers and a schema).`,
   async run(_args, config) {
-    const applied = await withClient(config(), (client) => installSchema(client));
+    const applied = await withClient(config(), (client) =>
+      installSchema(client, { functions: "always" }),
+    );
     console.log(applied.length ? `applied migrations ${applied.join(", ")}` : "schema up to date");
     return 0;
   },

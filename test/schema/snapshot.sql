@@ -3213,6 +3213,7 @@ COMMENT ON TABLE offload.rewritten_segments IS 'pg-offload: segments each rewrit
 CREATE TABLE offload.schema_release (
     one boolean DEFAULT true NOT NULL,
     release text NOT NULL,
+    functions_digest text NOT NULL,
     installed_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT schema_release_one_check CHECK (one)
 );

@@ -159,13 +159,24 @@ describe.skipIf(!pgDumpPath("the upgrade test"))(`upgrade from ${FIRST_RELEASE}`
     expect(rows[0].release).toBe("99.0.0");
   });
 
-  it("installing again changes nothing and applies no migration", async () => {
+  it("installing again changes nothing, and a bridge's install then takes no lock on the catalog", async () => {
     const db = await database("reinstall", "installed");
     const schema = await offloadSchemaDump(db.url);
+    // Another session's work on the catalog (a bridge's job claim) holds a lock on offload.jobs.
+    const other = await db.pool.connect();
     const client = await db.pool.connect();
     try {
+      await other.query("BEGIN");
+      await other.query("LOCK TABLE offload.jobs IN ROW SHARE MODE");
+      await client.query("SET lock_timeout = '1s'");
       expect(await installSchema(client)).toEqual([]);
+      // Applying the definitions again re-creates row security policies on offload.jobs, which
+      // must wait for that session: `pg-offload install` does so, a starting bridge does not.
+      await expect(installSchema(client, { functions: "always" })).rejects.toThrow(/lock timeout/);
+      await other.query("COMMIT");
+      expect(await installSchema(client, { functions: "always" })).toEqual([]);
     } finally {
+      other.release();
       client.release();
     }
     expect(await offloadSchemaDump(db.url)).toBe(schema);
