@@ -77,15 +77,26 @@ describe("chunk encryption, end to end", () => {
     await writeFile(fileB, secretB.toString("base64") + "\n", { mode: 0o600 });
     await db.pool.query(fixture("awkward-table.sql"));
     await db.pool.query("UPDATE awkward SET label = 'redacted-secret ' || id WHERE id % 13 = 0");
-    await db.pool.query("CREATE TABLE awkward_plain (LIKE awkward INCLUDING ALL)");
-    await db.pool.query("INSERT INTO awkward_plain SELECT * FROM awkward");
+    // Copies of awkward: awkward_plain is offloaded without a key, awkward_rotated is the rotation
+    // case's own (its chunks move to key B, which no other case expects).
+    for (const copy of ["awkward_plain", "awkward_rotated"]) {
+      await db.pool.query(`CREATE TABLE ${copy} (LIKE awkward INCLUDING ALL)`);
+      await db.pool.query(`INSERT INTO ${copy} SELECT * FROM awkward`);
+    }
     await db.pool.query(
       "SELECT offload.define_policy('cold_after_30d', time_column => 'created_at', older_than => interval '30 days')",
     );
-    for (const table of ["awkward", "awkward_plain"]) {
+    for (const table of ["awkward", "awkward_plain", "awkward_rotated"]) {
       await db.pool.query("SELECT offload.attach_policy($1, 'cold_after_30d')", [table]);
       before.set(table, await resultSet(db.pool, QUERY(table)));
     }
+    // Offloaded here, once, for every case: awkward_plain before encryption is turned on, then
+    // awkward and awkward_rotated with key A. Each case starts the bridge with the keys it needs.
+    await restartBridge({ previousFiles: [] });
+    await offload("awkward_plain");
+    await restartBridge({ current: { source: fileA, file: fileA }, previousFiles: [] });
+    await offload("awkward");
+    await offload("awkward_rotated");
   });
 
   afterAll(async () => {
@@ -96,10 +107,7 @@ describe("chunk encryption, end to end", () => {
   });
 
   it("stores chunks a leaked bucket reveals nothing of, and reads them back exactly", async () => {
-    await restartBridge({ previousFiles: [] });
-    await offload("awkward_plain");
     await restartBridge({ current: { source: fileA, file: fileA }, previousFiles: [] });
-    await offload("awkward");
 
     const encrypted = await liveChunks("awkward");
     expect(encrypted.length).toBeGreaterThan(1);
@@ -124,18 +132,22 @@ describe("chunk encryption, end to end", () => {
 
   it("rotates keys: the old key reads old chunks, rewrite_cold moves every chunk to the new key", async () => {
     await restartBridge({ current: { source: fileB, file: fileB }, previousFiles: [fileA] });
-    await expectUnchanged("awkward");
+    await expectUnchanged("awkward_rotated");
+    expect(new Set((await liveChunks("awkward_rotated")).map((c) => c.key_id))).toEqual(
+      new Set([keyA.idHex]),
+    );
 
-    const { rows } = await db.pool.query("SELECT offload.rewrite_cold('awkward') AS id");
+    const { rows } = await db.pool.query("SELECT offload.rewrite_cold('awkward_rotated') AS id");
     const job = await waitForJob(db.pool, Number(rows[0].id));
     expect(job.last_error).toBeNull();
-    const chunks = await liveChunks("awkward");
+    const chunks = await liveChunks("awkward_rotated");
     expect(new Set(chunks.map((c) => c.key_id))).toEqual(new Set([keyB.idHex]));
-    await expectUnchanged("awkward");
+    await expectUnchanged("awkward_rotated");
 
-    // The old key can go: a bridge with only the new one reads everything.
+    // The old key can go: a bridge with only the new one reads the rewritten table (and the
+    // unencrypted one).
     await restartBridge({ current: { source: fileB, file: fileB }, previousFiles: [] });
-    await expectUnchanged("awkward");
+    await expectUnchanged("awkward_rotated");
     await expectUnchanged("awkward_plain");
   });
 
@@ -143,7 +155,7 @@ describe("chunk encryption, end to end", () => {
     await restartBridge({ previousFiles: [] });
     // PostgreSQL shows the bridge's message in the error's CONTEXT (see bridge/read-endpoint.ts).
     await expect(db.pool.query("SELECT count(*) FROM awkward")).rejects.toMatchObject({
-      where: expect.stringContaining(`chunk needs encryption key ${keyB.idHex}`),
+      where: expect.stringContaining(`chunk needs encryption key ${keyA.idHex}`),
     });
     // Unencrypted tables and the hot rows stay readable.
     await expectUnchanged("awkward_plain");

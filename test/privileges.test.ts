@@ -16,16 +16,21 @@ const alice = `alice_${tag}`;
 const bob = `bob_${tag}`;
 const carol = `carol_${tag}`; // a member of offload_admin
 
-function tableSql(owner: string, table: string): string {
+function schemaSql(owner: string): string {
   return `
     CREATE SCHEMA ${owner} AUTHORIZATION ${owner};
     GRANT USAGE ON SCHEMA ${owner} TO PUBLIC;
+    CREATE TABLE ${owner}.seen_as (who name, during text);
+    ALTER TABLE ${owner}.seen_as OWNER TO ${owner};`;
+}
+
+/** 2000 rows an hour apart, the oldest 1280 or so due under cold_30d; owned by `owner`. */
+function tableSql(owner: string, table: string): string {
+  return `
     CREATE TABLE ${owner}.${table} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text);
     INSERT INTO ${owner}.${table}
       SELECT i, now() - (2000 - i) * interval '1 hour', md5(i::text) FROM generate_series(1, 2000) i;
-    ALTER TABLE ${owner}.${table} OWNER TO ${owner};
-    CREATE TABLE ${owner}.seen_as (who name, during text);
-    ALTER TABLE ${owner}.seen_as OWNER TO ${owner};`;
+    ALTER TABLE ${owner}.${table} OWNER TO ${owner};`;
 }
 
 describe("privileges", () => {
@@ -61,11 +66,17 @@ describe("privileges", () => {
     bridge = await startTestBridge(db.url, store.config);
     for (const role of [alice, bob, carol]) await db.pool.query(`CREATE ROLE ${role} LOGIN`);
     await db.pool.query(`GRANT offload_admin TO ${carol}`);
-    await db.pool.query(tableSql(alice, "events"));
-    await db.pool.query(tableSql(bob, "events"));
+    for (const owner of [alice, bob]) await db.pool.query(schemaSql(owner));
     await db.pool.query(
       "SELECT offload.define_policy('cold_30d', time_column => 'created_at', older_than => '30 days')",
     );
+    // alice.events and bob.events, attached and offloaded: catalog rows of every kind for the
+    // catalog case to read. No case changes them; a case that changes a table makes its own.
+    for (const owner of [alice, bob]) {
+      await db.pool.query(tableSql(owner, "events"));
+      await db.pool.query(`SELECT offload.attach_policy('${owner}.events', 'cold_30d')`);
+      expect((await offloadNow(db.pool, `${owner}.events`)).state).toBe("succeeded");
+    }
   });
 
   afterAll(async () => {
@@ -89,7 +100,9 @@ describe("privileges", () => {
   });
 
   it("only the owner or an offload_admin member attaches, runs, rewrites, loads back", async () => {
-    const table = `${alice}.events`;
+    const table = `${alice}.guarded`;
+    const own = `${bob}.guarded`;
+    await db.pool.query(tableSql(alice, "guarded") + tableSql(bob, "guarded"));
     for (const sql of [
       `SELECT offload.attach_policy('${table}', 'cold_30d')`,
       `SELECT offload.run('${table}')`,
@@ -109,7 +122,6 @@ describe("privileges", () => {
     expect(await errorAs(bob, `INSERT INTO offload.jobs (table_id) VALUES (${oid})`)).toMatchObject(
       { code: "42501", message: expect.stringContaining("row-level security") },
     );
-    const own = `${bob}.events`;
     expect(
       await errorAs(
         bob,
@@ -126,29 +138,45 @@ describe("privileges", () => {
 
   it("users see the catalog rows of their own tables only", async () => {
     const catalog = [
-      "SELECT DISTINCT table_id::text AS t FROM offload.attachments",
-      "SELECT DISTINCT table_id::text AS t FROM offload.jobs",
-      "SELECT DISTINCT table_id::text AS t FROM offload.segments",
-      "SELECT DISTINCT s.table_id::text AS t FROM offload.chunks c JOIN offload.segments s ON s.id = c.segment_id",
-      "SELECT DISTINCT table_name::text AS t FROM offload.tables",
+      "SELECT DISTINCT table_id::text AS t FROM offload.attachments ORDER BY 1",
+      "SELECT DISTINCT table_id::text AS t FROM offload.jobs ORDER BY 1",
+      "SELECT DISTINCT table_id::text AS t FROM offload.segments ORDER BY 1",
+      "SELECT DISTINCT s.table_id::text AS t FROM offload.chunks c JOIN offload.segments s ON s.id = c.segment_id ORDER BY 1",
+      "SELECT DISTINCT table_name::text AS t FROM offload.tables ORDER BY 1",
     ];
+    // Besides alice.events and bob.events (beforeAll), the tables other cases have attached or
+    // offloaded by now, if any: what each user must see is what the superuser sees, cut down to
+    // the tables the user owns.
+    const ownedBy = async (role: string) => {
+      const { rows } = await db.pool.query(
+        "SELECT oid::regclass::text AS t FROM pg_class WHERE relowner = $1::regrole",
+        [role],
+      );
+      return new Set(rows.map((r) => r.t));
+    };
+    const aliceOwns = await ownedBy(alice);
+    const bobOwns = await ownedBy(bob);
     for (const sql of catalog) {
+      const all: string[] = (await db.pool.query(sql)).rows.map((r) => r.t);
+      expect(all, sql).toEqual(expect.arrayContaining([`${alice}.events`, `${bob}.events`]));
       expect(
         (await as(bob, sql)).rows.map((r) => r.t),
         sql,
-      ).toEqual([`${bob}.events`]);
+      ).toEqual(all.filter((t) => bobOwns.has(t)));
       expect(
         (await as(alice, sql)).rows.map((r) => r.t),
         sql,
-      ).toEqual([`${alice}.events`]);
-      expect((await as(carol, sql)).rows.map((r) => r.t).sort(), sql).toEqual(
-        [`${alice}.events`, `${bob}.events`].sort(),
-      );
+      ).toEqual(all.filter((t) => aliceOwns.has(t)));
+      expect(
+        (await as(carol, sql)).rows.map((r) => r.t),
+        sql,
+      ).toEqual(all);
     }
     const chunks = await as(bob, "SELECT count(*)::int AS n FROM offload.chunks");
     const ownChunks = await db.pool.query(
       `SELECT count(*)::int AS n FROM offload.chunks c JOIN offload.segments s ON s.id = c.segment_id
-        WHERE s.table_id = '${bob}.events'::regclass`,
+         JOIN pg_class t ON t.oid = s.table_id WHERE t.relowner = $1::regrole`,
+      [bob],
     );
     expect(chunks.rows[0].n).toBe(ownChunks.rows[0].n);
     expect(await errorAs(bob, "SELECT * FROM offload.installation")).toMatchObject({
@@ -162,11 +190,12 @@ describe("privileges", () => {
   });
 
   it("an offload_admin member rewrites another's table with PostgreSQL's privileges for the same DML, reading it as its owner", async () => {
-    const table = `${alice}.events`;
-    await db.pool.query(
-      `UPDATE ONLY ${table} SET created_at = created_at - interval '100 days' WHERE id <= 1000`,
-    );
-    await offloadNow(db.pool, table);
+    const table = `${alice}.rewritten`;
+    await db.pool.query(tableSql(alice, "rewritten"));
+    await db.pool.query(`SELECT offload.attach_policy('${table}', 'cold_30d')`);
+    expect((await offloadNow(db.pool, table)).state).toBe("succeeded");
+    const hot = await db.pool.query(`SELECT count(*)::int AS n FROM ONLY ${table} WHERE id = 1`);
+    expect(hot.rows[0].n).toBe(0); // row 1 is cold: what delete_cold below must reach
     // Without DELETE on the table, as a DELETE would need: refused at the call.
     expect(await errorAs(carol, `SELECT offload.delete_cold('${table}', 'id = 1')`)).toMatchObject({
       code: "42501",

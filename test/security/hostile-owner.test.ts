@@ -9,6 +9,7 @@ import {
   waitForJob,
 } from "../support/bridge-harness.ts";
 import { tableDigest } from "../support/digest.ts";
+import { step } from "../support/steps.ts";
 import { waitUntil } from "../support/wait.ts";
 import { createTestDatabase, serverUrl, type TestDatabase } from "../support/test-database.ts";
 
@@ -54,6 +55,31 @@ const SUBVERSIONS = [
   "CREATE TEMP TABLE IF NOT EXISTS pg_class (oid oid)",
   `INSERT INTO ${mallory}.deferred VALUES (1)`,
 ];
+
+/**
+ * A table of mallory's with the hooks an offload would fire (a trigger, a deferred trigger, a
+ * rule, all ALWAYS) and a column of a domain whose CHECK calls the probe, attached to cold_30d:
+ * 4000 rows, row i 4000 - i hours and a half old, so ids 1..3280 are older than 30 days.
+ */
+function hostileTableSql(name: string): string {
+  const t = `${mallory}.${name}`;
+  return `
+    CREATE TABLE ${t} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v int, d ${mallory}.checked);
+    INSERT INTO ${t}
+      SELECT i, now() - (4000 - i) * interval '1 hour' - interval '30 minutes', 0, 'x'
+        FROM generate_series(1, 4000) i;
+    CREATE TRIGGER probe BEFORE DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION ${mallory}.probe_trigger('offload');
+    ALTER TABLE ${t} ENABLE ALWAYS TRIGGER probe;
+    CREATE CONSTRAINT TRIGGER probe_late AFTER DELETE ON ${t} DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW EXECUTE FUNCTION ${mallory}.probe_trigger('offload');
+    ALTER TABLE ${t} ENABLE ALWAYS TRIGGER probe_late;
+    CREATE RULE probe AS ON DELETE TO ${t} DO ALSO SELECT ${mallory}.probe('offload');
+    ALTER TABLE ${t} ENABLE ALWAYS RULE probe;
+    SELECT offload.attach_policy('${t}', 'cold_30d');`;
+}
+
+/** The rows of a hostile table (hostileTableSql) that are older than 30 days: ids 1..3280. */
+const DUE_ROWS = 3280;
 
 interface Counters {
   self: number;
@@ -163,21 +189,14 @@ describe("a table owner who is not a superuser, as an adversary", () => {
         FOR EACH ROW EXECUTE FUNCTION ${mallory}.probe_trigger('any');
       ALTER TABLE deferred ENABLE ALWAYS TRIGGER probe_at_commit;
       -- Checked whenever a value is read from text: also while the bridge reads a segment.
-      CREATE DOMAIN checked AS text CHECK (${mallory}.probe('domain'));
-      CREATE TABLE events (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v int, d checked);
-      INSERT INTO events SELECT i, now() - (4000 - i) * interval '1 hour', 0, 'x' FROM generate_series(1, 4000) i;
-      -- Hooks that would fire while rows move out: a trigger, a deferred trigger, a rule, all ALWAYS.
-      CREATE TRIGGER probe BEFORE DELETE ON events FOR EACH ROW EXECUTE FUNCTION ${mallory}.probe_trigger('offload');
-      ALTER TABLE events ENABLE ALWAYS TRIGGER probe;
-      CREATE CONSTRAINT TRIGGER probe_late AFTER DELETE ON events DEFERRABLE INITIALLY DEFERRED
-        FOR EACH ROW EXECUTE FUNCTION ${mallory}.probe_trigger('offload');
-      ALTER TABLE events ENABLE ALWAYS TRIGGER probe_late;
-      CREATE RULE probe AS ON DELETE TO events DO ALSO SELECT ${mallory}.probe('offload');
-      ALTER TABLE events ENABLE ALWAYS RULE probe;`);
+      CREATE DOMAIN checked AS text CHECK (${mallory}.probe('domain'));`);
     await db.pool.query(
       "SELECT offload.define_policy('cold_30d', time_column => 'created_at', older_than => '30 days')",
     );
-    await owner.query(`SELECT offload.attach_policy('${table}', 'cold_30d')`);
+    // events, offloaded here with its hooks armed, is what the first case checks and what every
+    // hook case attacks through; those cases change no row of it. A case that changes a table
+    // (its rows, hooks or columns) makes a hostile table of its own.
+    await owner.query(hostileTableSql("events"));
     await arm(`SET ROLE ${superuser}`, "offload");
     offload.before = await counters();
     offload.hotBefore = await hotRows();
@@ -211,8 +230,9 @@ describe("a table owner who is not a superuser, as an adversary", () => {
   });
 
   it("an offload runs none of the owner's triggers or rules, even those enabled ALWAYS", async () => {
-    expect(offload.job).toMatchObject({ state: "succeeded" });
-    expect(offload.hotAfter).toBeLessThan(offload.hotBefore);
+    expect(offload.job).toMatchObject({ state: "succeeded", rows_done: String(DUE_ROWS) });
+    expect(offload.hotBefore).toBe(4000);
+    expect(offload.hotAfter).toBe(4000 - DUE_ROWS);
     expect(offload.after).toEqual(offload.before);
     // Their modes are as the owner left them.
     const { rows } = await db.pool.query(
@@ -228,58 +248,88 @@ describe("a table owner who is not a superuser, as an adversary", () => {
     await expectNoEscalation();
   });
 
-  const hooks: [string, string, () => string][] = [
+  // Each request changes no row: the condition matches none, the assignment keeps v, the rewrite
+  // writes the same rows again.
+  const hooks: [string, string, (on: string) => string][] = [
     [
       "a delete_cold condition",
       "condition",
-      () =>
-        `SELECT offload.delete_cold('${table}', '${mallory}.probe(''condition'') IS NULL') AS id`,
+      (on) =>
+        `SELECT offload.delete_cold('${on}', '${mallory}.probe(''condition'') IS NULL') AS id`,
     ],
     [
       "an update_cold assignment",
       "assignment",
-      () =>
-        `SELECT offload.update_cold('${table}', '{"v": "CASE WHEN ${mallory}.probe(''assignment'') THEN v END"}', 'id = 1') AS id`,
+      (on) =>
+        `SELECT offload.update_cold('${on}', '{"v": "CASE WHEN ${mallory}.probe(''assignment'') THEN v END"}', 'id = 1') AS id`,
     ],
     // The domain's CHECK runs for every value of column d read from a segment.
     [
       "a domain CHECK, while the segment is read",
       "domain",
-      () => `SELECT offload.rewrite_cold('${table}') AS id`,
+      (on) => `SELECT offload.rewrite_cold('${on}') AS id`,
     ],
   ];
+
+  /** Arms `statement` in `hook`, has mallory make the request that runs it on `on`, checks. */
+  async function attack(
+    hook: string,
+    request: (on: string) => string,
+    on: string,
+    statement: string,
+  ) {
+    await arm(statement, hook);
+    const before = await counters();
+    const { rows } = await owner.query(request(on));
+    const job = await waitForJob(db.pool, Number(rows[0].id));
+    expect(job).toMatchObject({ state: "succeeded" });
+    const after = await counters();
+    expect(after.self).toBeGreaterThan(before.self); // the hook did run, as mallory
+    if (!SUBVERSIONS.includes(statement)) expect(after.escaped).toBe(before.escaped);
+    await expectNoEscalation();
+  }
 
   describe.each(hooks)("code called from %s", (_where, hook, request) => {
     it.each([...forbidden("SUPERUSER_NAME"), ...SUBVERSIONS])(
       "runs as the owner, cannot do: %s",
       async (template) => {
-        await arm(template.replaceAll("SUPERUSER_NAME", superuser), hook);
-        const before = await counters();
-        const { rows } = await owner.query(request());
-        const job = await waitForJob(db.pool, Number(rows[0].id));
-        expect(job).toMatchObject({ state: "succeeded" });
-        const after = await counters();
-        expect(after.self).toBeGreaterThan(before.self); // the hook did run, as mallory
-        if (!SUBVERSIONS.includes(template)) expect(after.escaped).toBe(before.escaped);
-        await expectNoEscalation();
+        await attack(hook, request, table, template.replaceAll("SUPERUSER_NAME", superuser));
       },
     );
   });
 
-  it("after all that, the table reads as it did and later jobs still work", async () => {
-    const digest = await tableDigest(db.pool, table);
+  // One scenario: attacks that leave state behind in the bridge's session, through every hook, one
+  // after the other on a table of the case's own; then a job of the owner's.
+  it("after attacks through every hook, the table reads as it did and later jobs still work", async () => {
+    const own = `${mallory}.after_attacks`;
+    await owner.query(hostileTableSql("after_attacks"));
+    expect(await offloadNow(db.pool, own)).toMatchObject({ state: "succeeded" });
+    const before = await tableDigest(db.pool, own);
+    for (const [where, hook, request] of hooks) {
+      for (const statement of SUBVERSIONS) {
+        await step(`${where}: ${statement}`, () => attack(hook, request, own, statement));
+      }
+    }
+    await arm("SELECT 1");
+    const digest = await tableDigest(db.pool, own);
+    expect(digest).toBe(before);
     const { rows } = await owner.query(
-      `SELECT offload.update_cold('${table}', '{"v": "v + 1"}', 'id <= 10') AS id`,
+      `SELECT offload.update_cold('${own}', '{"v": "v + 1"}', 'id <= 10') AS id`,
     );
     expect(await waitForJob(db.pool, Number(rows[0].id))).toMatchObject({ state: "succeeded" });
     const { rows: changed } = await db.pool.query(
-      `SELECT count(*) FILTER (WHERE v = 1)::int AS one, count(*) FILTER (WHERE v <> 0 AND v <> 1)::int AS other FROM ${table}`,
+      `SELECT count(*) FILTER (WHERE v = 1)::int AS one, count(*) FILTER (WHERE v <> 0 AND v <> 1)::int AS other,
+              count(*)::int AS n FROM ${own}`,
     );
-    expect(changed[0]).toEqual({ one: 10, other: 0 });
-    expect(await tableDigest(db.pool, table)).not.toBe(digest);
+    expect(changed[0]).toEqual({ one: 10, other: 0, n: 4000 });
+    expect(await tableDigest(db.pool, own)).not.toBe(digest);
   });
 
   it("a load back, run by a superuser as the CLI runs it, fires none of the owner's triggers or rules", async () => {
+    // A table of the case's own: it gains insert hooks, goes hot and cold again.
+    const table = `${mallory}.loaded_back`;
+    await owner.query(hostileTableSql("loaded_back"));
+    expect(await offloadNow(db.pool, table)).toMatchObject({ state: "succeeded" });
     await owner.query(`
       CREATE TRIGGER probe_insert BEFORE INSERT ON ${table}
         FOR EACH ROW EXECUTE FUNCTION ${mallory}.probe_trigger('load back');
@@ -290,7 +340,7 @@ describe("a table owner who is not a superuser, as an adversary", () => {
     const digest = await tableDigest(db.pool, table);
     const before = await counters();
     const { rows } = await db.pool.query("SELECT offload.load_back($1::regclass) AS n", [table]);
-    expect(Number(rows[0].n)).toBeGreaterThan(0);
+    expect(Number(rows[0].n)).toBe(DUE_ROWS);
     expect(await counters()).toEqual(before);
     expect(await tableDigest(db.pool, table)).toBe(digest);
     const modes = await db.pool.query(
@@ -328,6 +378,10 @@ describe("a table owner who is not a superuser, as an adversary", () => {
   });
 
   it("an ALTER by a superuser never evaluates a default the event trigger did not see added", async () => {
+    // A table of the case's own, with offloaded rows: it gains a parent and, through it, a column.
+    const table = `${mallory}.inheriting`;
+    await owner.query(hostileTableSql("inheriting"));
+    expect(await offloadNow(db.pool, table)).toMatchObject({ state: "succeeded" });
     await arm(`ALTER ROLE ${mallory} SUPERUSER`, "default");
     await owner
       .query(
