@@ -9,7 +9,7 @@ import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { compress, decompress } from "zstd-napi";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { CopyChunker, type RawChunk } from "../bridge/copy-chunker.ts";
 import { startLocalPostgres } from "../sandbox/local-postgres.ts";
 import { DATASETS } from "./datasets.ts";
@@ -102,10 +102,12 @@ async function compressFile(file: string, format: string, chunkMib: number, leve
   let pendingBytes = 0;
   const measure = (data: Buffer) => {
     let started = performance.now();
-    const packed = compress(data, { compressionLevel: level });
+    const packed = zstdCompressSync(data, {
+      params: { [constants.ZSTD_c_compressionLevel]: level },
+    });
     compressMs += performance.now() - started;
     started = performance.now();
-    decompress(packed);
+    zstdDecompressSync(packed);
     decompressMs += performance.now() - started;
     raw += data.length;
     stored += packed.length;

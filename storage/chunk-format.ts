@@ -21,7 +21,7 @@
  * synchronous on purpose: they are meant to move to worker threads as they are.
  */
 import { crc32c } from "@node-rs/crc32";
-import { compress, decompress } from "zstd-napi";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { openPayload, SEAL_OVERHEAD_BYTES, sealPayload } from "./chunk-cipher.ts";
 import { describeError } from "./describe-error.ts";
 import { NO_KEYS, type ChunkKey, type ChunkKeyring } from "./chunk-keys.ts";
@@ -96,7 +96,12 @@ export function encodeChunk(
   }
   // zstd reads level 0 as "its default level"; for us 0 means "store uncompressed".
   const codec = compressionLevel === 0 ? CODEC_NONE : CODEC_ZSTD;
-  const packed = codec === CODEC_NONE ? raw : compress(raw, { compressionLevel });
+  const packed =
+    codec === CODEC_NONE
+      ? raw
+      : zstdCompressSync(raw, {
+          params: { [constants.ZSTD_c_compressionLevel]: compressionLevel },
+        });
   const payloadLength = packed.length + (encryptWith ? SEAL_OVERHEAD_BYTES : 0);
 
   const header = Buffer.alloc(CHUNK_HEADER_BYTES);
@@ -210,7 +215,7 @@ export function decodeChunk(
     header.keyId === undefined
       ? payload
       : unseal(payload, stored, header.keyId, sealing ?? { objectKey: "", keys: NO_KEYS }, context);
-  const raw = header.codec === CODEC_NONE ? packed : inflate(packed, context);
+  const raw = header.codec === CODEC_NONE ? packed : inflate(packed, header.rawLength, context);
   if (raw.length !== header.rawLength) {
     throw new ChunkFormatError(
       "length mismatch",
@@ -243,10 +248,15 @@ function unseal(
   return plain;
 }
 
-function inflate(payload: Buffer, context: string | undefined): Buffer {
+/** Never more than the header's length: a forged frame cannot make the reader allocate more. */
+function inflate(payload: Buffer, rawLength: number, context: string | undefined): Buffer {
   try {
-    return decompress(payload);
+    return zstdDecompressSync(payload, { maxOutputLength: Math.max(rawLength, 1) });
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      const detail = `decodes to more than the ${rawLength} bytes the header says`;
+      throw new ChunkFormatError("length mismatch", detail, context, { cause: error });
+    }
     // The CRC matched, so the writer itself produced this: a bug, not damage in storage.
     throw new ChunkFormatError("corrupt payload", describeError(error), context, {
       cause: error,

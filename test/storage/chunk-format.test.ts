@@ -145,6 +145,19 @@ describe("chunk format", () => {
     expect(rejection(resealHeader(bogus)).reason).toBe("corrupt payload");
   });
 
+  it("never decodes more than the header's length: a forged frame cannot make a reader allocate more", () => {
+    // 64 MiB of one byte compresses to a few KiB; the header is made to say 100 bytes.
+    const bomb = encodeChunk(Buffer.alloc(64 * 1024 * 1024, 0x61), {
+      rows: 1,
+      compressionLevel: 3,
+    });
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    bomb.writeUInt32LE(100, 12);
+    const error = rejection(resealHeader(bomb));
+    expect(error.reason).toBe("length mismatch");
+    expect(error.message).toContain("decodes to more than the 100 bytes the header says");
+  });
+
   it("appends the caller's context to the message", () => {
     const stored = encodeChunk(copyText(2), { rows: 2, compressionLevel: 3 });
     stored[stored.length - 1]! ^= 0xff;
