@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, symlink } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,14 +29,23 @@ const REPO = fileURLToPath(new URL("../../", import.meta.url));
 /** The first release: the starting point every upgrade path is tested from. */
 const FIRST_RELEASE = "v0.1.0";
 
-/** The tree of a tagged release, runnable (this checkout's node_modules: the same lockfile). */
+/**
+ * The tree of a tagged release with its own dependencies (0.1.0 compressed with the native
+ * zstd-napi, which this release no longer has), installed once under .tmp/releases/.
+ */
 async function checkoutRelease(tag: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `pg-offload-${tag}-`));
+  const dir = join(REPO, ".tmp", "releases", tag);
+  if (existsSync(join(dir, "node_modules", ".package-lock.json"))) return dir;
   await run("git", ["-C", REPO, "rev-parse", "--verify", `${tag}^{commit}`]).catch(() => {
     throw new Error(`git tag ${tag} is missing from this clone: git fetch --tags, then run again`);
   });
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
   await run("sh", ["-c", `git -C "${REPO}" archive ${tag} | tar -x -C "${dir}"`]);
-  await symlink(join(REPO, "node_modules"), join(dir, "node_modules"));
+  await run("npm", ["ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"], {
+    cwd: dir,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   return dir;
 }
 
@@ -54,17 +64,17 @@ describe.skipIf(!pgDumpPath("the upgrade test"))(`upgrade from ${FIRST_RELEASE}`
   const databases: TestDatabase[] = [];
   const bridges: RunningBridge[] = [];
 
+  // The first run installs 0.1.0's dependencies (a native build among them): minutes, not seconds.
   beforeAll(async () => {
     release = await checkoutRelease(FIRST_RELEASE);
     const migrations = await loadMigrations();
     since = migrations.map((m) => m.version).filter((v) => v > 17);
     newest = migrations.at(-1)!.name;
     storeDir = await mkdtemp(join(tmpdir(), "pg-offload-upgrade-store-"));
-  });
+  }, 300_000);
   afterAll(async () => {
     await Promise.all(bridges.map((b) => b.stop()));
     await Promise.all(databases.map((d) => d.drop()));
-    await rm(release, { recursive: true, force: true });
     await rm(storeDir, { recursive: true, force: true });
   });
 
