@@ -31,10 +31,11 @@ const FIRST_RELEASE = "v0.1.0";
 
 /**
  * The tree of a tagged release with its own dependencies (0.1.0 compressed with the native
- * zstd-napi, which this release no longer has), installed once under .tmp/releases/.
+ * zstd-napi, which this release no longer has), installed once per machine in the system's
+ * temporary directory: outside the checkout, where lint and format checks would read it.
  */
 async function checkoutRelease(tag: string): Promise<string> {
-  const dir = join(REPO, ".tmp", "releases", tag);
+  const dir = join(tmpdir(), "pg-offload-releases", tag);
   if (existsSync(join(dir, "node_modules", ".package-lock.json"))) return dir;
   await run("git", ["-C", REPO, "rev-parse", "--verify", `${tag}^{commit}`]).catch(() => {
     throw new Error(`git tag ${tag} is missing from this clone: git fetch --tags, then run again`);
