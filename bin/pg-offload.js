@@ -5,5 +5,13 @@
 // cannot leave a bridge running on as an orphan, still serving reads and taking jobs.
 import { register } from "tsx/esm/api";
 
+// zstd in node:zlib came with 22.15 (package.json engines): say so, not a SyntaxError from deep
+// inside the sources.
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 22 || (major === 22 && minor < 15)) {
+  console.error(`pg-offload needs Node.js 22.15 or newer; this is ${process.version}`);
+  process.exit(1);
+}
+
 register();
 await import("../cli/main.ts");

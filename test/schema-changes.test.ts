@@ -14,7 +14,7 @@ import {
 } from "./support/bridge-harness.ts";
 import { fixture, resultSet, segmentTables } from "./support/fixtures.ts";
 import { step } from "./support/steps.ts";
-import { findPostgresBinaries } from "../sandbox/local-postgres.ts";
+import { pgDumpPath, serverTool } from "./support/schema-dump.ts";
 import {
   createEmptyDatabase,
   createTestDatabase,
@@ -488,87 +488,96 @@ describe("schema changes on a partitioned table with offloaded partitions", () =
   });
 });
 
-describe("pg_dump and pg_restore of a database with offloaded tables", () => {
-  let db: TestDatabase;
-  let restored: TestDatabase;
-  let cleanupStore: () => Promise<void>;
-  const bridges: RunningBridge[] = [];
+describe.skipIf(!pgDumpPath("dump and restore"))(
+  "pg_dump and pg_restore of a database with offloaded tables",
+  () => {
+    let db: TestDatabase;
+    let restored: TestDatabase;
+    let cleanupStore: () => Promise<void>;
+    const bridges: RunningBridge[] = [];
 
-  beforeAll(async () => {
-    db = await createTestDatabase("dump-source");
-    restored = await createEmptyDatabase("dump-target");
-  });
+    beforeAll(async () => {
+      db = await createTestDatabase("dump-source");
+      restored = await createEmptyDatabase("dump-target");
+    });
 
-  afterAll(async () => {
-    for (const bridge of bridges) await bridge.stop();
-    await db?.drop();
-    await restored?.drop();
-    await cleanupStore?.();
-  });
+    afterAll(async () => {
+      for (const bridge of bridges) await bridge.stop();
+      await db?.drop();
+      await restored?.drop();
+      await cleanupStore?.();
+    });
 
-  it("restores a working database that reads the same cold rows from the same store", async () => {
-    const store = await testStoreConfig("local");
-    cleanupStore = store.cleanup;
-    const overrides = { segmentTargetBytes: 128 * 1024, chunkBytes: 32 * 1024 };
-    const source = await startTestBridge(db.url, store.config, { overrides });
-    bridges.push(source);
-    await db.pool.query(fixture("schema-table.sql"));
-    expect((await offloadNow(db.pool, "ledger")).state).toBe("succeeded");
-    // Dropped columns make the restore renumber the columns of every segment table.
-    await alterBoth(db.pool, "ALTER TABLE %s DROP COLUMN n, ADD COLUMN added text DEFAULT 'then'");
-    await alterBoth(db.pool, "ALTER TABLE %s RENAME COLUMN label TO title");
-    await expectSameAsControl(db.pool);
-    const before = await resultSet(db.pool, "SELECT * FROM ledger ORDER BY id");
+    it("restores a working database that reads the same cold rows from the same store", async () => {
+      const store = await testStoreConfig("local");
+      cleanupStore = store.cleanup;
+      const overrides = { segmentTargetBytes: 128 * 1024, chunkBytes: 32 * 1024 };
+      const source = await startTestBridge(db.url, store.config, { overrides });
+      bridges.push(source);
+      await db.pool.query(fixture("schema-table.sql"));
+      expect((await offloadNow(db.pool, "ledger")).state).toBe("succeeded");
+      // Dropped columns make the restore renumber the columns of every segment table.
+      await alterBoth(
+        db.pool,
+        "ALTER TABLE %s DROP COLUMN n, ADD COLUMN added text DEFAULT 'then'",
+      );
+      await alterBoth(db.pool, "ALTER TABLE %s RENAME COLUMN label TO title");
+      await expectSameAsControl(db.pool);
+      const before = await resultSet(db.pool, "SELECT * FROM ledger ORDER BY id");
 
-    const dumpDir = await mkdtemp(join(tmpdir(), "pg-offload-dump-"));
-    const dumpFile = join(dumpDir, "db.dump");
-    const bin = findPostgresBinaries();
-    try {
-      await run(join(bin, "pg_dump"), ["--format=custom", `--file=${dumpFile}`, db.url]);
-      await run(join(bin, "pg_restore"), ["--exit-on-error", `--dbname=${restored.url}`, dumpFile]);
-    } finally {
-      await rm(dumpDir, { recursive: true, force: true });
-    }
-    const target = await startTestBridge(restored.url, store.config, { overrides });
-    bridges.push(target);
-    // The dump holds the source's bridge endpoints, and that bridge still runs, serving the
-    // source's segments under the same ids: the restored segment tables must never name it.
-    const readers = await restored.pool.query(
-      "SELECT array_to_string(ftoptions, ' ') AS options FROM pg_foreign_table",
-    );
-    expect(readers.rows.length).toBeGreaterThan(0);
-    for (const { options } of readers.rows) {
-      if (source.endpoint.kind !== "unix" || target.endpoint.kind !== "unix") throw new Error();
-      expect(options).toContain(target.endpoint.socketPath);
-      expect(options).not.toContain(source.endpoint.socketPath);
-    }
-    await source.stop();
-    bridges.splice(bridges.indexOf(source), 1);
-    expect(await resultSet(restored.pool, "SELECT * FROM ledger ORDER BY id")).toEqual(before);
-    await expectSameAsControl(restored.pool);
-    const verified = await restored.pool.query(
-      "SELECT bool_and(ok) AS ok FROM offload.verify('ledger')",
-    );
-    expect(verified.rows[0].ok).toBe(true);
+      const dumpDir = await mkdtemp(join(tmpdir(), "pg-offload-dump-"));
+      const dumpFile = join(dumpDir, "db.dump");
+      try {
+        await run(pgDumpPath()!, ["--format=custom", `--file=${dumpFile}`, db.url]);
+        await run(serverTool("pg_restore")!, [
+          "--exit-on-error",
+          `--dbname=${restored.url}`,
+          dumpFile,
+        ]);
+      } finally {
+        await rm(dumpDir, { recursive: true, force: true });
+      }
+      const target = await startTestBridge(restored.url, store.config, { overrides });
+      bridges.push(target);
+      // The dump holds the source's bridge endpoints, and that bridge still runs, serving the
+      // source's segments under the same ids: the restored segment tables must never name it.
+      const readers = await restored.pool.query(
+        "SELECT array_to_string(ftoptions, ' ') AS options FROM pg_foreign_table",
+      );
+      expect(readers.rows.length).toBeGreaterThan(0);
+      for (const { options } of readers.rows) {
+        if (source.endpoint.kind !== "unix" || target.endpoint.kind !== "unix") throw new Error();
+        expect(options).toContain(target.endpoint.socketPath);
+        expect(options).not.toContain(source.endpoint.socketPath);
+      }
+      await source.stop();
+      bridges.splice(bridges.indexOf(source), 1);
+      expect(await resultSet(restored.pool, "SELECT * FROM ledger ORDER BY id")).toEqual(before);
+      await expectSameAsControl(restored.pool);
+      const verified = await restored.pool.query(
+        "SELECT bool_and(ok) AS ok FROM offload.verify('ledger')",
+      );
+      expect(verified.rows[0].ok).toBe(true);
 
-    // The restored database follows schema changes, and writes under keys of its own.
-    await alterBoth(
-      restored.pool,
-      "ALTER TABLE %s ADD COLUMN later int DEFAULT 42, DROP COLUMN doc",
-    );
-    await alterBoth(restored.pool, "ALTER TABLE %s RENAME COLUMN added TO added_then");
-    await expectSameAsControl(restored.pool);
-    await alterBoth(
-      restored.pool,
-      "UPDATE ONLY %s SET created_at = created_at - interval '30 days' WHERE id > 2900",
-    );
-    expect((await offloadNow(restored.pool, "ledger")).state).toBe("succeeded");
-    await expectSameAsControl(restored.pool);
-    const prefixes = await restored.pool.query(
-      `SELECT DISTINCT split_part(c.object_key, '/', 1) AS prefix, i.superseded_at IS NULL AS current
+      // The restored database follows schema changes, and writes under keys of its own.
+      await alterBoth(
+        restored.pool,
+        "ALTER TABLE %s ADD COLUMN later int DEFAULT 42, DROP COLUMN doc",
+      );
+      await alterBoth(restored.pool, "ALTER TABLE %s RENAME COLUMN added TO added_then");
+      await expectSameAsControl(restored.pool);
+      await alterBoth(
+        restored.pool,
+        "UPDATE ONLY %s SET created_at = created_at - interval '30 days' WHERE id > 2900",
+      );
+      expect((await offloadNow(restored.pool, "ledger")).state).toBe("succeeded");
+      await expectSameAsControl(restored.pool);
+      const prefixes = await restored.pool.query(
+        `SELECT DISTINCT split_part(c.object_key, '/', 1) AS prefix, i.superseded_at IS NULL AS current
          FROM offload.chunks c JOIN offload.installation i ON i.id = split_part(c.object_key, '/', 1)
         ORDER BY 2`,
-    );
-    expect(prefixes.rows.map((r) => r.current)).toEqual([false, true]);
-  });
-});
+      );
+      expect(prefixes.rows.map((r) => r.current)).toEqual([false, true]);
+    });
+  },
+);

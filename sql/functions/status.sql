@@ -6,11 +6,13 @@
 -- hot figures of a partitioned table are the sums over its leaf partitions that are heap tables
 -- (the offloaded ones are foreign tables, counted as cold); those never analyzed have no estimate
 -- and add none. A plain table keeps its own figures (its segment tables are foreign, and cold).
+-- Rows of tables the caller manages only: said here as well as by the catalog's row security,
+-- which a view applies as its caller only with security_invoker (PostgreSQL 15 and later).
 CREATE OR REPLACE VIEW offload.tables AS
 WITH known AS (
-  SELECT table_id FROM offload.attachments
+  SELECT table_id FROM offload.attachments WHERE offload.owns_table(table_id)
   UNION
-  SELECT table_id FROM offload.segments WHERE state = 'committed'
+  SELECT table_id FROM offload.segments WHERE state = 'committed' AND offload.owns_table(table_id)
 ),
 hot AS (
   SELECT k.table_id,
@@ -44,9 +46,14 @@ SELECT k.table_id AS table_name,
   LEFT JOIN offload.attachments a ON a.table_id = k.table_id
   LEFT JOIN offload.segments s ON s.table_id = k.table_id AND s.state = 'committed'
  GROUP BY k.table_id, a.policy_name, h.hot_rows_estimate, h.hot_bytes;
--- Rows of tables one manages only (row security of the catalog applies to the caller). CREATE OR
--- REPLACE VIEW resets the view's options, so they are set again on every install.
-ALTER VIEW offload.tables SET (security_invoker = true);
+-- The catalog's row security applies to the caller (PostgreSQL 15 and later). CREATE OR REPLACE
+-- VIEW resets the view's options, so they are set again on every install.
+DO $$
+BEGIN
+  IF current_setting('server_version_num')::int >= 150000 THEN
+    ALTER VIEW offload.tables SET (security_invoker = true);
+  END IF;
+END $$;
 GRANT SELECT ON offload.tables TO PUBLIC;
 
 -- Objects, one row per chunk of every epoch, like Yezzey's description of external storage.

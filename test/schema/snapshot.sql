@@ -3263,10 +3263,11 @@ CREATE VIEW offload.tables WITH (security_invoker='true') AS
  WITH known AS (
          SELECT attachments.table_id
            FROM offload.attachments
+          WHERE offload.owns_table(attachments.table_id)
         UNION
          SELECT segments.table_id
            FROM offload.segments
-          WHERE (segments.state = 'committed'::text)
+          WHERE ((segments.state = 'committed'::text) AND offload.owns_table(segments.table_id))
         ), hot AS (
          SELECT k_1.table_id,
                 CASE
