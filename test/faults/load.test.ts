@@ -1,4 +1,4 @@
-import { serverTool } from "../support/schema-dump.ts";
+import { serverTool } from "../support/server-tools.ts";
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
-import { offloadSchemaDump, pgDumpPath } from "../support/schema-dump.ts";
+import { offloadSchemaDump } from "../support/schema-dump.ts";
+import { pgDumpPath } from "../support/server-tools.ts";
 
 // A fresh install must be what test/schema/snapshot.sql says, object by object: a change to the
 // schema (a migration, a function, a grant) shows up here as a diff to commit with it. After an

@@ -17,7 +17,8 @@ import { startTestBridge, waitForJob } from "../support/bridge-harness.ts";
 import { quickBridgeEnv, spawnBridge, spawnPgOffload } from "../support/bridge-process.ts";
 import { tableDigest } from "../support/digest.ts";
 import { fixture } from "../support/fixtures.ts";
-import { offloadSchemaDump, pgDumpPath } from "../support/schema-dump.ts";
+import { offloadSchemaDump } from "../support/schema-dump.ts";
+import { pgDumpPath } from "../support/server-tools.ts";
 import {
   createEmptyDatabase,
   createTestDatabase,
