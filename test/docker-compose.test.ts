@@ -84,6 +84,17 @@ describe("docker-compose.yml", () => {
     expect(postgresImage).toMatch(/apt-get install[^\n]*\bcurl\b/);
   });
 
+  it("keeps PostgreSQL's data where the 18 image wants it (17's is under it too)", () => {
+    // postgres:18 keeps its data in /var/lib/postgresql/18/docker and refuses a volume mounted
+    // at /var/lib/postgresql/data, where 17 keeps it.
+    expect(services.postgres!.volumes).toContain("pgdata:/var/lib/postgresql");
+    const dockerfile = readFileSync(
+      new URL(`../${services.postgres!.build!.dockerfile}`, import.meta.url),
+      "utf8",
+    );
+    expect(dockerfile).toMatch(/^FROM postgres:\$\{PG_MAJOR\}$/m);
+  });
+
   it("shares the read secret between the bridge and postgres, read-only for both", () => {
     const secretMount = (service: string) =>
       services[service]!.volumes!.find((v) => v.startsWith("readsecret:"));

@@ -4,7 +4,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { RunningBridge } from "../bridge/bridge.ts";
 import { SECRET_REFUSED } from "../bridge/reader-program.ts";
 import type { StoreConfig } from "../storage/open-store.ts";
@@ -20,6 +20,16 @@ import { createTestDatabase, type TestDatabase } from "./support/test-database.t
 
 const run = promisify(execFile);
 const AS_ROOT = process.getuid?.() === 0;
+
+/** An OS user that is neither root nor the one PostgreSQL runs as (which may be `nobody`). */
+async function anotherOsUser(): Promise<string> {
+  const serverUid = (await stat(inject("postgres").dataDir)).uid;
+  for (const name of ["nobody", "daemon"]) {
+    const uid = Number((await run("id", ["-u", name])).stdout);
+    if (uid !== serverUid) return name;
+  }
+  throw new Error("no OS user other than the server's to try the socket as");
+}
 
 /** The segment tables' reader commands, as any database user can read them. */
 async function readerCommands(db: TestDatabase): Promise<string[]> {
@@ -79,7 +89,7 @@ describe("the read endpoint on its default unix socket", () => {
     const url = `http://pg-offload/segments/1/epochs/1`;
     const attempt = run("runuser", [
       "-u",
-      "nobody",
+      await anotherOsUser(),
       "--",
       "curl",
       "-sS",

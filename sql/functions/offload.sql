@@ -26,6 +26,31 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped;
 $$;
 
+-- file_fdw cannot ANALYZE a program, so the planner is told the row count we already know, with
+-- 10 pages because file_fdw assumes 10 pages for a program and scales reltuples by that density.
+-- PostgreSQL 18 has a function for it (pg_dump uses it too), open to whoever may MAINTAIN the
+-- table; before 18 only a superuser may write pg_class, and others leave the planner its guess.
+CREATE OR REPLACE FUNCTION offload.set_planner_rows(segment_table regclass, row_count bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF current_setting('server_version_num')::int >= 180000 THEN
+    IF NOT has_table_privilege(segment_table, 'MAINTAIN') THEN
+      RETURN false;
+    END IF;
+    RETURN pg_restore_relation_stats(
+      'schemaname', (SELECT nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE c.oid = segment_table),
+      'relname', (SELECT relname::text FROM pg_class WHERE oid = segment_table),
+      'relpages', 10, 'reltuples', row_count::real);
+  END IF;
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    RETURN false;
+  END IF;
+  UPDATE pg_class SET reltuples = row_count, relpages = 10 WHERE oid = segment_table;
+  RETURN true;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.set_planner_rows(segment_table regclass, row_count bigint) FROM PUBLIC;
+
 -- The COPY statement that streams out exactly the rows of a pending segment.
 CREATE OR REPLACE FUNCTION offload.segment_copy_statement(segment bigint) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -278,11 +303,7 @@ BEGIN
   s.zone_map := offload.segment_zone_map(segment);  -- in the copy's snapshot: this transaction's
   seg_table := offload.create_segment_table(s, offload.segment_checks(s, copied_rows), reader_program);
 
-  -- file_fdw cannot ANALYZE a program; tell the planner the row count we already know, with 10
-  -- pages because file_fdw assumes 10 pages for a program and scales reltuples by that density.
-  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-    UPDATE pg_class SET reltuples = copied_rows, relpages = 10 WHERE oid = seg_table;
-  END IF;
+  PERFORM offload.set_planner_rows(seg_table, copied_rows);
 
   IF s.partition_name IS NULL THEN
     deleted := offload.delete_moved_rows(s);

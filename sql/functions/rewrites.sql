@@ -371,9 +371,7 @@ BEGIN
   PERFORM offload.record_chunks(segment, new_epoch, chunks);
   UPDATE offload.chunks SET retired_at = now() WHERE segment_id = segment AND epoch = s.epoch;
   EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET program %L)', s.segment_table, reader_program);
-  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-    UPDATE pg_class SET reltuples = new_rows, relpages = 10 WHERE oid = s.segment_table;
-  END IF;
+  PERFORM offload.set_planner_rows(s.segment_table, new_rows);
   UPDATE offload.segments
      SET epoch = new_epoch, rows = new_rows,
          raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment AND c.epoch = new_epoch),

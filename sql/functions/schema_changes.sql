@@ -460,18 +460,11 @@ BEGIN
 END $$;
 
 -- A restored database lost what the planner was told of each segment's rows (see
--- commit_segment): the bridge tells it again at start. Superusers only, as there.
+-- set_planner_rows; pg_dump 18 keeps them, older ones do not): the bridge tells it again at start.
 CREATE OR REPLACE FUNCTION offload.restore_row_estimates() RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  n bigint := 0;
-BEGIN
-  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-    UPDATE pg_class c SET reltuples = s.rows, relpages = 10
-      FROM offload.segments s
-     WHERE c.oid = s.segment_table AND s.state = 'committed' AND c.reltuples <> s.rows;
-    GET DIAGNOSTICS n = ROW_COUNT;
-  END IF;
-  RETURN n;
-END $$;
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT count(*) FILTER (WHERE offload.set_planner_rows(s.segment_table, s.rows))
+    FROM offload.segments s JOIN pg_class c ON c.oid = s.segment_table
+   WHERE s.state = 'committed' AND c.reltuples <> s.rows;
+$$;
 REVOKE EXECUTE ON FUNCTION offload.restore_row_estimates() FROM PUBLIC;

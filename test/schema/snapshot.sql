@@ -828,11 +828,7 @@ BEGIN
   s.zone_map := offload.segment_zone_map(segment);  -- in the copy's snapshot: this transaction's
   seg_table := offload.create_segment_table(s, offload.segment_checks(s, copied_rows), reader_program);
 
-  -- file_fdw cannot ANALYZE a program; tell the planner the row count we already know, with 10
-  -- pages because file_fdw assumes 10 pages for a program and scales reltuples by that density.
-  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-    UPDATE pg_class SET reltuples = copied_rows, relpages = 10 WHERE oid = seg_table;
-  END IF;
+  PERFORM offload.set_planner_rows(seg_table, copied_rows);
 
   IF s.partition_name IS NULL THEN
     deleted := offload.delete_moved_rows(s);
@@ -2324,20 +2320,13 @@ ALTER FUNCTION offload.repoint_segment(segment bigint, expected_epoch integer, p
 --
 
 CREATE FUNCTION offload.restore_row_estimates() RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-  n bigint := 0;
-BEGIN
-  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-    UPDATE pg_class c SET reltuples = s.rows, relpages = 10
-      FROM offload.segments s
-     WHERE c.oid = s.segment_table AND s.state = 'committed' AND c.reltuples <> s.rows;
-    GET DIAGNOSTICS n = ROW_COUNT;
-  END IF;
-  RETURN n;
-END $$;
+  SELECT count(*) FILTER (WHERE offload.set_planner_rows(s.segment_table, s.rows))
+    FROM offload.segments s JOIN pg_class c ON c.oid = s.segment_table
+   WHERE s.state = 'committed' AND c.reltuples <> s.rows;
+$$;
 
 
 ALTER FUNCTION offload.restore_row_estimates() OWNER TO <installer>;
@@ -2740,6 +2729,35 @@ END $_$;
 ALTER FUNCTION offload.segment_zone_map(segment bigint) OWNER TO <installer>;
 
 --
+-- Name: set_planner_rows(regclass, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.set_planner_rows(segment_table regclass, row_count bigint) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  IF current_setting('server_version_num')::int >= 180000 THEN
+    IF NOT has_table_privilege(segment_table, 'MAINTAIN') THEN
+      RETURN false;
+    END IF;
+    RETURN pg_restore_relation_stats(
+      'schemaname', (SELECT nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE c.oid = segment_table),
+      'relname', (SELECT relname::text FROM pg_class WHERE oid = segment_table),
+      'relpages', 10, 'reltuples', row_count::real);
+  END IF;
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    RETURN false;
+  END IF;
+  UPDATE pg_class SET reltuples = row_count, relpages = 10 WHERE oid = segment_table;
+  RETURN true;
+END $$;
+
+
+ALTER FUNCTION offload.set_planner_rows(segment_table regclass, row_count bigint) OWNER TO <installer>;
+
+--
 -- Name: set_reader_program(regclass, text); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2838,9 +2856,7 @@ BEGIN
   PERFORM offload.record_chunks(segment, new_epoch, chunks);
   UPDATE offload.chunks SET retired_at = now() WHERE segment_id = segment AND epoch = s.epoch;
   EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET program %L)', s.segment_table, reader_program);
-  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-    UPDATE pg_class SET reltuples = new_rows, relpages = 10 WHERE oid = s.segment_table;
-  END IF;
+  PERFORM offload.set_planner_rows(s.segment_table, new_rows);
   UPDATE offload.segments
      SET epoch = new_epoch, rows = new_rows,
          raw_bytes = (SELECT coalesce(sum(c.raw_bytes), 0) FROM offload.chunks c WHERE c.segment_id = segment AND c.epoch = new_epoch),
@@ -3856,6 +3872,13 @@ REVOKE ALL ON FUNCTION offload.segment_lock_statement(segment bigint) FROM PUBLI
 --
 
 REVOKE ALL ON FUNCTION offload.segment_zone_map(segment bigint) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION set_planner_rows(segment_table regclass, row_count bigint); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.set_planner_rows(segment_table regclass, row_count bigint) FROM PUBLIC;
 
 
 --

@@ -5,6 +5,7 @@ import type { TestProject } from "vitest/node";
 import pg from "pg";
 import { installSchema } from "../../bridge/schema-installer.ts";
 import { startLocalPostgres } from "../../sandbox/local-postgres.ts";
+import { SandboxError } from "../../sandbox/sandbox-error.ts";
 import { startS3Server } from "../../sandbox/s3-server.ts";
 import { FAILED_DB_DIR, TEMPLATE_DATABASE } from "./test-database.ts";
 
@@ -22,7 +23,7 @@ declare module "vitest" {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // Dumps of an earlier run's failed tests would read as this run's.
   await rm(FAILED_DB_DIR, { recursive: true, force: true });
-  const server = await startLocalPostgres();
+  const server = await startLocalPostgres().catch(sayWhyNoServer);
   const s3 = await startS3Server().catch(async (error: unknown) => {
     await server.stop();
     throw error;
@@ -44,6 +45,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("postgres", { host, port, user, binDir, dataDir });
   project.provide("s3", { endpoint: s3.endpoint, bucket: s3.bucket });
   return stopAll;
+}
+
+/** The machine lacks what the server needs: its sentence, without a stack trace to read past. */
+function sayWhyNoServer(error: unknown): never {
+  if (error instanceof SandboxError) error.stack = `pg-offload tests: ${error.message}`;
+  throw error;
 }
 
 async function createTemplate(serverUrl: string, templateUrl: string): Promise<void> {
