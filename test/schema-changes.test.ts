@@ -488,7 +488,7 @@ describe("schema changes on a partitioned table with offloaded partitions", () =
   });
 });
 
-describe.skipIf(!pgDumpPath("dump and restore"))(
+describe.skipIf(!pgDumpPath("dump and restore", "same-or-older-server"))(
   "pg_dump and pg_restore of a database with offloaded tables",
   () => {
     let db: TestDatabase;
@@ -528,8 +528,12 @@ describe.skipIf(!pgDumpPath("dump and restore"))(
       const dumpDir = await mkdtemp(join(tmpdir(), "pg-offload-dump-"));
       const dumpFile = join(dumpDir, "db.dump");
       try {
-        await run(pgDumpPath()!, ["--format=custom", `--file=${dumpFile}`, db.url]);
-        await run(serverTool("pg_restore")!, [
+        await run(pgDumpPath(undefined, "same-or-older-server")!, [
+          "--format=custom",
+          `--file=${dumpFile}`,
+          db.url,
+        ]);
+        await run(serverTool("pg_restore", undefined, "same-or-older-server")!, [
           "--exit-on-error",
           `--dbname=${restored.url}`,
           dumpFile,

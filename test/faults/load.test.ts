@@ -48,7 +48,7 @@ function peakRssMiB(pid: number): number {
   return Math.round(kib / 1024);
 }
 
-describe.skipIf(!serverTool("pgbench", "the load test"))(
+describe.skipIf(!serverTool("pgbench", "the load test", "any-server"))(
   "offloads under a write workload, then many concurrent cold scans",
   () => {
     let db: TestDatabase;
@@ -105,7 +105,7 @@ describe.skipIf(!serverTool("pgbench", "the load test"))(
       const { host, port, user } = inject("postgres");
       const database = new URL(db.url).pathname.slice(1);
       const workload = run(
-        serverTool("pgbench")!,
+        serverTool("pgbench", undefined, "any-server")!,
         [
           "-n",
           "-h",
