@@ -122,6 +122,11 @@ async function checkServerUserAccess(user: OsUser, binDir: string, root: string)
 export async function startLocalPostgres(
   options: { settings?: Record<string, string> } = {},
 ): Promise<LocalPostgres> {
+  if (spawnSync("curl", ["--version"]).status !== 0) {
+    throw new SandboxError(
+      "curl is not installed: segment tables run it to read cold rows (Debian: apt-get install curl)",
+    );
+  }
   const { binDir } = await findPostgresBinaries();
   const osUser = await serverOsUser();
   const root = await mkdtemp(join(tmpdir(), "pg-offload-pg-"));
