@@ -17,8 +17,10 @@ import { waitUntil } from "./support/wait.ts";
  * PostgreSQL matrix's servers from the npm registry).
  */
 const PARTMAN = await serverExtension("pg_partman", "pg_partman maintenance");
-const CRON =
-  PARTMAN && (await serverExtension("pg_cron", "pg_cron scheduling pg_partman", "pg_cron"));
+const CRON_FOUND = await serverExtension("pg_cron", "pg_cron scheduling pg_partman", "pg_cron");
+if (CRON_FOUND && !PARTMAN)
+  console.warn("skipped: pg_cron scheduling pg_partman: needs pg_partman too");
+const CRON = CRON_FOUND && PARTMAN;
 
 /** Three tables, one per way retention treats old partitions (pg_partman's part_config). */
 const TABLES = {
