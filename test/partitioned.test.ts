@@ -72,12 +72,30 @@ describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", 
     expect(partitionsAtPreview.every((p) => p.kind === "r")).toBe(true);
   });
 
-  it("replaces each due partition with a foreign partition of the same bounds", async () => {
+  it("replaces each due partition with a foreign partition of the same bounds, under its name", async () => {
     expect(job).toMatchObject({ state: "succeeded", segments_done: preview.length });
     const parts = await partitions(db);
-    const cold = parts.filter((p) => p.kind === "f");
+    // The offloaded partition keeps its name and bounds as a partitioned table (so tools that
+    // manage partitions by name, pg_partman's retention among them, drop or detach it as any
+    // other); its one partition, with the same bounds, is the foreign table.
+    const offloaded = parts.filter((p) => p.kind === "p");
+    expect(offloaded.length).toBe(preview.length);
+    const names = preview.map((p) => p.partition_table.replace(/^public\./, "").replace(/"/g, ""));
+    expect(offloaded.map((p) => p.name).sort()).toEqual([...names].sort());
+    const { rows: cold } = await db.pool.query(
+      `SELECT h.relname AS holder, c.relname AS name, c.relkind AS kind,
+              pg_get_expr(h.relpartbound, h.oid) AS holder_bound,
+              pg_get_expr(c.relpartbound, c.oid) AS bound,
+              (SELECT count(*)::int FROM pg_inherits WHERE inhparent = h.oid) AS partitions
+         FROM pg_inherits hi JOIN pg_class h ON h.oid = hi.inhrelid
+         JOIN pg_inherits ci ON ci.inhparent = h.oid JOIN pg_class c ON c.oid = ci.inhrelid
+        WHERE hi.inhparent = 'metrics'::regclass ORDER BY h.relname`,
+    );
     expect(cold.length).toBe(preview.length);
-    for (const p of cold) expect(p.name).toMatch(/^metrics.*__offloaded_\d+$/);
+    for (const c of cold) {
+      expect(c).toMatchObject({ kind: "f", partitions: 1, bound: c.holder_bound });
+      expect(c.name).toMatch(new RegExp(`^${c.holder}__offloaded_\\d+$`));
+    }
     expect(cold.map((p) => p.name).join()).toMatch(/metrics_p\d{8}__offloaded_/);
     expect(parts.find((p) => p.name === "metrics_default")?.kind).toBe("r");
     const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM metrics_default");

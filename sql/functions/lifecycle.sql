@@ -45,14 +45,29 @@ END $$;
 DROP EVENT TRIGGER IF EXISTS offload_on_sql_drop;
 CREATE EVENT TRIGGER offload_on_sql_drop ON sql_drop EXECUTE FUNCTION offload.on_sql_drop();
 
--- A heap partition again, with the name and bounds the partition had before its offload.
+-- Is the segment's offloaded partition still a partition of its table? Not once detached (by
+-- pg_partman's retention with retention_keep_table, or by hand): the detached table keeps its
+-- segment, readable, and the table's load back and truncate leave it alone.
+CREATE OR REPLACE FUNCTION offload.partition_attached(s offload.segments) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT FROM pg_inherits
+                  WHERE inhrelid = coalesce(offload.offloaded_partition(s.segment_table), s.segment_table)
+                    AND inhparent = s.table_id);
+$$;
+
+-- A heap partition again, with the bounds the partition had before its offload, its name and
+-- schema as the offloaded partition has them now (or, for a foreign partition attached directly,
+-- as earlier releases made them, the name it had before).
 CREATE OR REPLACE FUNCTION offload.load_back_partition(s offload.segments, with_rows boolean DEFAULT true)
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  holder regclass := offload.offloaded_partition(s.segment_table);
+  cold regclass := coalesce(holder, s.segment_table);
   name_parts text[] := parse_ident(s.partition_name);
-  part_name text := name_parts[array_length(name_parts, 1)];
-  nsp regnamespace := (SELECT relnamespace FROM pg_class WHERE oid = s.segment_table);
+  part_name text := coalesce((SELECT relname FROM pg_class WHERE oid = holder),
+                             name_parts[array_length(name_parts, 1)]);
+  nsp regnamespace := (SELECT relnamespace FROM pg_class WHERE oid = cold);
   staging regclass;
   n bigint := 0;
 BEGIN
@@ -63,8 +78,12 @@ BEGIN
     EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', staging, offload.select_list(s.table_id), s.segment_table);
     GET DIAGNOSTICS n = ROW_COUNT;
   END IF;
-  EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.segment_table);
-  EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
+  EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, cold);
+  IF holder IS NULL THEN
+    EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
+  ELSE
+    EXECUTE format('DROP TABLE %s', holder);  -- and the segment table, its partition
+  END IF;
   EXECUTE format('ALTER TABLE %s RENAME TO %I', staging, part_name);
   EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s.%I %s', s.table_id, nsp, part_name, s.partition_bound);
   RETURN n;
@@ -98,6 +117,7 @@ BEGIN
   FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed'
             ORDER BY id LOOP
     CONTINUE WHEN NOT offload.segment_overlaps(s, from_key, to_key);
+    CONTINUE WHEN s.partition_name IS NOT NULL AND NOT offload.partition_attached(s);
     IF s.partition_name IS NULL THEN
       EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', rel, offload.select_list(rel), s.segment_table);
       GET DIAGNOSTICS n = ROW_COUNT;
@@ -132,6 +152,7 @@ BEGIN
   END IF;
   EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
   FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed' ORDER BY id LOOP
+    CONTINUE WHEN s.partition_name IS NOT NULL AND NOT offload.partition_attached(s);
     IF s.partition_name IS NULL THEN
       EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
     ELSE

@@ -235,16 +235,42 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.segment_checks(s offload.segments, copied_rows bigint) FROM PUBLIC;
 
+-- The partition an offloaded partition's segment table sits in: a partitioned table with the
+-- name, bounds and owner of the heap partition it replaced, whose one partition is the segment
+-- table (same bounds). NULL for a segment table that is itself a partition of its table (as
+-- earlier releases made them) or a child of a plain table.
+CREATE OR REPLACE FUNCTION offload.offloaded_partition(segment_table regclass) RETURNS regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT i.inhparent::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+   WHERE i.inhrelid = segment_table AND c.relkind = 'p' AND c.relispartition;
+$$;
+
+-- Is the partitioned table rel one that offload.create_segment_table made (its partitions are
+-- all segment tables)? Such a partition is not sub-partitioning of the user's own.
+CREATE OR REPLACE FUNCTION offload.is_offloaded_partition(rel regclass) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT FROM pg_inherits WHERE inhparent = rel)
+     AND NOT EXISTS (SELECT FROM pg_inherits i
+                      WHERE i.inhparent = rel
+                        AND NOT EXISTS (SELECT FROM offload.segments s
+                                         WHERE s.segment_table = i.inhrelid AND s.state = 'committed'));
+$$;
+
 -- Creates the segment table of a segment: a child of a plain table (its key range as a CHECK),
--- or, for a partition offload, the partition detached and a foreign partition with its bounds
--- attached in its place. Owned by the table's owner; its comment says what it is.
+-- or, for a partition offload, a foreign table with the partition's bounds inside a partitioned
+-- table that takes the heap partition's place, name, bounds and owner (so that tools that manage
+-- partitions by name, pg_partman's retention among them, DROP TABLE or DETACH it as any other
+-- partition). The heap partition is detached and renamed here; commit_segment drops it. The
+-- segment table is owned by the table's owner; comments say what each is.
 CREATE OR REPLACE FUNCTION offload.create_segment_table(s offload.segments, checks text,
                                                         reader_program text) RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   parent pg_class%ROWTYPE;
+  heap pg_class%ROWTYPE;
   seg_name name;
   seg_table regclass;
+  holder regclass;
 BEGIN
   SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
   IF s.partition_name IS NULL THEN
@@ -255,15 +281,24 @@ BEGIN
       parent.relnamespace::regnamespace, seg_name, seg_name || '_range', offload.range_condition(s),
       checks, s.table_id, reader_program, s.encoding);
   ELSE
-    seg_name := offload.segment_table_name(
-      (SELECT relname FROM pg_class WHERE oid = s.partition_name::regclass), s.id);
-    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.partition_name::regclass);
+    SELECT * INTO heap FROM pg_class WHERE oid = s.partition_name::regclass;
+    seg_name := offload.segment_table_name(heap.relname, s.id);
+    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, heap.oid::regclass);
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', heap.oid::regclass, 'pg_offload_heap_' || s.id);
+    EXECUTE format('CREATE TABLE %s.%I PARTITION OF %s %s PARTITION BY %s',
+      heap.relnamespace::regnamespace, heap.relname, s.table_id, s.partition_bound,
+      pg_get_partkeydef(s.table_id));
+    holder := format('%s.%I', heap.relnamespace::regnamespace, heap.relname)::regclass;
+    EXECUTE format('ALTER TABLE %s OWNER TO %s', holder, heap.relowner::regrole);
     EXECUTE format(
       'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
          SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
-      parent.relnamespace::regnamespace, seg_name, s.table_id,
+      parent.relnamespace::regnamespace, seg_name, holder,
       CASE WHEN checks = '' THEN '' ELSE '(' || substr(checks, 3) || ')' END,
       s.partition_bound, reader_program, s.encoding);
+    EXECUTE format('COMMENT ON TABLE %s IS %L', holder,
+      format('pg-offload: partition %s of %s, offloaded as segment %s (foreign table %s.%I)',
+             s.partition_name, s.table_id, s.id, parent.relnamespace::regnamespace, seg_name));
   END IF;
   seg_table := format('%s.%I', parent.relnamespace::regnamespace, seg_name)::regclass;
   EXECUTE format('ALTER FOREIGN TABLE %s OWNER TO %s', seg_table, parent.relowner::regrole);
@@ -288,6 +323,7 @@ DECLARE
   s offload.segments%ROWTYPE;
   seg_table regclass;
   deleted bigint;
+  heap regclass;
 BEGIN
   SELECT * INTO s FROM offload.segments WHERE id = segment FOR UPDATE;
   IF s.state IS DISTINCT FROM 'pending' THEN
@@ -299,6 +335,7 @@ BEGIN
   -- such queries; the caller's lock_timeout bounds the wait, and the job retries on timeout.
   EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', s.table_id);
 
+  heap := s.partition_name::regclass;
   PERFORM offload.record_chunks(segment, s.epoch, chunks);
   s.zone_map := offload.segment_zone_map(segment);  -- in the copy's snapshot: this transaction's
   seg_table := offload.create_segment_table(s, offload.segment_checks(s, copied_rows), reader_program);
@@ -309,8 +346,9 @@ BEGIN
     deleted := offload.delete_moved_rows(s);
   ELSE
     -- The partition was locked against writes before the copy: it holds exactly what was copied.
-    EXECUTE format('SELECT count(*) FROM ONLY %s', s.partition_name::regclass) INTO deleted;
-    EXECUTE format('DROP TABLE %s', s.partition_name::regclass);
+    -- By oid: create_segment_table gave its name to the partitioned table that replaced it.
+    EXECUTE format('SELECT count(*) FROM ONLY %s', heap) INTO deleted;
+    EXECUTE format('DROP TABLE %s', heap);
   END IF;
   IF deleted <> copied_rows THEN
     RAISE EXCEPTION 'pg-offload: segment % of %: copied % rows but would remove %', segment, s.table_id, copied_rows, deleted

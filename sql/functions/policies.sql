@@ -161,8 +161,10 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: table % is partitioned by several columns or an expression; only a single key column is supported', rel
       USING ERRCODE = 'feature_not_supported';
   END IF;
+  -- An offloaded partition is a partitioned table too (offload.create_segment_table), not the
+  -- user's sub-partitioning.
   SELECT i.inhrelid::regclass INTO sub FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-   WHERE i.inhparent = rel AND c.relkind = 'p' LIMIT 1;
+   WHERE i.inhparent = rel AND c.relkind = 'p' AND NOT offload.is_offloaded_partition(c.oid) LIMIT 1;
   IF sub IS NOT NULL THEN
     RAISE EXCEPTION 'pg-offload: table % has sub-partitioned partition %; multi-level partitioning is not supported', rel, sub
       USING ERRCODE = 'feature_not_supported';

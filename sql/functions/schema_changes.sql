@@ -418,7 +418,9 @@ BEGIN
   SELECT array_agg(DISTINCT objid) INTO altered FROM pg_event_trigger_ddl_commands()
    WHERE classid = 'pg_class'::regclass;
   FOR segment IN SELECT id FROM offload.segments
-                  WHERE state = 'committed' AND (table_id = ANY (altered) OR segment_table = ANY (altered))
+                  WHERE state = 'committed'
+                    AND (table_id = ANY (altered) OR segment_table = ANY (altered)
+                         OR offload.offloaded_partition(segment_table) = ANY (altered))
                     AND EXISTS (SELECT FROM pg_class WHERE oid = segment_table) ORDER BY id LOOP
     changes := offload.column_changes(segment);
     PERFORM offload.check_cold_rows(segment, changes);

@@ -145,7 +145,18 @@ async function expectPartitionsWhole(table: string): Promise<void> {
       WHERE i.inhparent = $1::regclass ORDER BY lo`,
     [table],
   );
-  expect(parts.map((p) => p.kind)).toEqual([...Array(COLD_PARTITIONS).fill("f"), "r"]);
+  // An offloaded partition: a partitioned table of the partition's name and bounds whose one
+  // partition is the foreign table, with the same bounds.
+  expect(parts.map((p) => p.kind)).toEqual([...Array(COLD_PARTITIONS).fill("p"), "r"]);
+  for (const part of parts.filter((p) => p.kind === "p")) {
+    const { rows: inner } = await db.pool.query(
+      `SELECT c.relkind AS kind, pg_get_expr(c.relpartbound, c.oid) = pg_get_expr(h.relpartbound, h.oid) AS same
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class h ON h.oid = i.inhparent
+        WHERE i.inhparent = $1::regclass`,
+      [part.name],
+    );
+    expect(inner, part.name).toEqual([{ kind: "f", same: true }]);
+  }
   for (const part of parts) {
     const { rows } = await db.pool.query(
       `SELECT count(*) FILTER (WHERE NOT (created_at >= $1 AND created_at < $2))::int AS outside
@@ -154,9 +165,11 @@ async function expectPartitionsWhole(table: string): Promise<void> {
     );
     expect(rows[0].outside, part.name).toBe(0);
   }
-  // Neither a detached heap partition nor a foreign table left outside the table.
+  // Neither a detached heap partition (renamed while its offload commits) nor a foreign or
+  // partitioned table left outside the table.
   const { rows: strays } = await db.pool.query(
-    `SELECT relname FROM pg_class WHERE relname LIKE $1 AND relkind IN ('r', 'f')
+    `SELECT relname FROM pg_class
+      WHERE (relname LIKE $1 OR relname LIKE 'pg\\_offload\\_heap\\_%') AND relkind IN ('r', 'f', 'p')
         AND NOT relispartition`,
     [`${table}\\_p%`],
   );

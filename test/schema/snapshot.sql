@@ -512,8 +512,10 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: table % is partitioned by several columns or an expression; only a single key column is supported', rel
       USING ERRCODE = 'feature_not_supported';
   END IF;
+  -- An offloaded partition is a partitioned table too (offload.create_segment_table), not the
+  -- user's sub-partitioning.
   SELECT i.inhrelid::regclass INTO sub FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-   WHERE i.inhparent = rel AND c.relkind = 'p' LIMIT 1;
+   WHERE i.inhparent = rel AND c.relkind = 'p' AND NOT offload.is_offloaded_partition(c.oid) LIMIT 1;
   IF sub IS NOT NULL THEN
     RAISE EXCEPTION 'pg-offload: table % has sub-partitioned partition %; multi-level partitioning is not supported', rel, sub
       USING ERRCODE = 'feature_not_supported';
@@ -813,6 +815,7 @@ DECLARE
   s offload.segments%ROWTYPE;
   seg_table regclass;
   deleted bigint;
+  heap regclass;
 BEGIN
   SELECT * INTO s FROM offload.segments WHERE id = segment FOR UPDATE;
   IF s.state IS DISTINCT FROM 'pending' THEN
@@ -824,6 +827,7 @@ BEGIN
   -- such queries; the caller's lock_timeout bounds the wait, and the job retries on timeout.
   EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', s.table_id);
 
+  heap := s.partition_name::regclass;
   PERFORM offload.record_chunks(segment, s.epoch, chunks);
   s.zone_map := offload.segment_zone_map(segment);  -- in the copy's snapshot: this transaction's
   seg_table := offload.create_segment_table(s, offload.segment_checks(s, copied_rows), reader_program);
@@ -834,8 +838,9 @@ BEGIN
     deleted := offload.delete_moved_rows(s);
   ELSE
     -- The partition was locked against writes before the copy: it holds exactly what was copied.
-    EXECUTE format('SELECT count(*) FROM ONLY %s', s.partition_name::regclass) INTO deleted;
-    EXECUTE format('DROP TABLE %s', s.partition_name::regclass);
+    -- By oid: create_segment_table gave its name to the partitioned table that replaced it.
+    EXECUTE format('SELECT count(*) FROM ONLY %s', heap) INTO deleted;
+    EXECUTE format('DROP TABLE %s', heap);
   END IF;
   IF deleted <> copied_rows THEN
     RAISE EXCEPTION 'pg-offload: segment % of %: copied % rows but would remove %', segment, s.table_id, copied_rows, deleted
@@ -919,8 +924,10 @@ CREATE FUNCTION offload.create_segment_table(s offload.segments, checks text, re
     AS $$
 DECLARE
   parent pg_class%ROWTYPE;
+  heap pg_class%ROWTYPE;
   seg_name name;
   seg_table regclass;
+  holder regclass;
 BEGIN
   SELECT * INTO parent FROM pg_class WHERE oid = s.table_id;
   IF s.partition_name IS NULL THEN
@@ -931,15 +938,24 @@ BEGIN
       parent.relnamespace::regnamespace, seg_name, seg_name || '_range', offload.range_condition(s),
       checks, s.table_id, reader_program, s.encoding);
   ELSE
-    seg_name := offload.segment_table_name(
-      (SELECT relname FROM pg_class WHERE oid = s.partition_name::regclass), s.id);
-    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.partition_name::regclass);
+    SELECT * INTO heap FROM pg_class WHERE oid = s.partition_name::regclass;
+    seg_name := offload.segment_table_name(heap.relname, s.id);
+    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, heap.oid::regclass);
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', heap.oid::regclass, 'pg_offload_heap_' || s.id);
+    EXECUTE format('CREATE TABLE %s.%I PARTITION OF %s %s PARTITION BY %s',
+      heap.relnamespace::regnamespace, heap.relname, s.table_id, s.partition_bound,
+      pg_get_partkeydef(s.table_id));
+    holder := format('%s.%I', heap.relnamespace::regnamespace, heap.relname)::regclass;
+    EXECUTE format('ALTER TABLE %s OWNER TO %s', holder, heap.relowner::regrole);
     EXECUTE format(
       'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
          SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
-      parent.relnamespace::regnamespace, seg_name, s.table_id,
+      parent.relnamespace::regnamespace, seg_name, holder,
       CASE WHEN checks = '' THEN '' ELSE '(' || substr(checks, 3) || ')' END,
       s.partition_bound, reader_program, s.encoding);
+    EXECUTE format('COMMENT ON TABLE %s IS %L', holder,
+      format('pg-offload: partition %s of %s, offloaded as segment %s (foreign table %s.%I)',
+             s.partition_name, s.table_id, s.id, parent.relnamespace::regnamespace, seg_name));
   END IF;
   seg_table := format('%s.%I', parent.relnamespace::regnamespace, seg_name)::regclass;
   EXECUTE format('ALTER FOREIGN TABLE %s OWNER TO %s', seg_table, parent.relowner::regrole);
@@ -1599,6 +1615,24 @@ CREATE FUNCTION offload.is_integer_type(t regtype) RETURNS boolean
 ALTER FUNCTION offload.is_integer_type(t regtype) OWNER TO <installer>;
 
 --
+-- Name: is_offloaded_partition(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.is_offloaded_partition(rel regclass) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  SELECT EXISTS (SELECT FROM pg_inherits WHERE inhparent = rel)
+     AND NOT EXISTS (SELECT FROM pg_inherits i
+                      WHERE i.inhparent = rel
+                        AND NOT EXISTS (SELECT FROM offload.segments s
+                                         WHERE s.segment_table = i.inhrelid AND s.state = 'committed'));
+$$;
+
+
+ALTER FUNCTION offload.is_offloaded_partition(rel regclass) OWNER TO <installer>;
+
+--
 -- Name: is_time_type(regtype); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -1717,6 +1751,7 @@ BEGIN
   FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed'
             ORDER BY id LOOP
     CONTINUE WHEN NOT offload.segment_overlaps(s, from_key, to_key);
+    CONTINUE WHEN s.partition_name IS NOT NULL AND NOT offload.partition_attached(s);
     IF s.partition_name IS NULL THEN
       EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', rel, offload.select_list(rel), s.segment_table);
       GET DIAGNOSTICS n = ROW_COUNT;
@@ -1747,9 +1782,12 @@ CREATE FUNCTION offload.load_back_partition(s offload.segments, with_rows boolea
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
+  holder regclass := offload.offloaded_partition(s.segment_table);
+  cold regclass := coalesce(holder, s.segment_table);
   name_parts text[] := parse_ident(s.partition_name);
-  part_name text := name_parts[array_length(name_parts, 1)];
-  nsp regnamespace := (SELECT relnamespace FROM pg_class WHERE oid = s.segment_table);
+  part_name text := coalesce((SELECT relname FROM pg_class WHERE oid = holder),
+                             name_parts[array_length(name_parts, 1)]);
+  nsp regnamespace := (SELECT relnamespace FROM pg_class WHERE oid = cold);
   staging regclass;
   n bigint := 0;
 BEGIN
@@ -1760,8 +1798,12 @@ BEGIN
     EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', staging, offload.select_list(s.table_id), s.segment_table);
     GET DIAGNOSTICS n = ROW_COUNT;
   END IF;
-  EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, s.segment_table);
-  EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
+  EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', s.table_id, cold);
+  IF holder IS NULL THEN
+    EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
+  ELSE
+    EXECUTE format('DROP TABLE %s', holder);  -- and the segment table, its partition
+  END IF;
   EXECUTE format('ALTER TABLE %s RENAME TO %I', staging, part_name);
   EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s.%I %s', s.table_id, nsp, part_name, s.partition_bound);
   RETURN n;
@@ -1841,6 +1883,21 @@ END $$;
 ALTER FUNCTION offload.observe_activity(rel regclass) OWNER TO <installer>;
 
 --
+-- Name: offloaded_partition(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.offloaded_partition(segment_table regclass) RETURNS regclass
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  SELECT i.inhparent::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+   WHERE i.inhrelid = segment_table AND c.relkind = 'p' AND c.relispartition;
+$$;
+
+
+ALTER FUNCTION offload.offloaded_partition(segment_table regclass) OWNER TO <installer>;
+
+--
 -- Name: on_alter_table(); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -1857,7 +1914,9 @@ BEGIN
   SELECT array_agg(DISTINCT objid) INTO altered FROM pg_event_trigger_ddl_commands()
    WHERE classid = 'pg_class'::regclass;
   FOR segment IN SELECT id FROM offload.segments
-                  WHERE state = 'committed' AND (table_id = ANY (altered) OR segment_table = ANY (altered))
+                  WHERE state = 'committed'
+                    AND (table_id = ANY (altered) OR segment_table = ANY (altered)
+                         OR offload.offloaded_partition(segment_table) = ANY (altered))
                     AND EXISTS (SELECT FROM pg_class WHERE oid = segment_table) ORDER BY id LOOP
     changes := offload.column_changes(segment);
     PERFORM offload.check_cold_rows(segment, changes);
@@ -1926,6 +1985,22 @@ CREATE FUNCTION offload.owns_table(rel regclass) RETURNS boolean
 
 
 ALTER FUNCTION offload.owns_table(rel regclass) OWNER TO <installer>;
+
+--
+-- Name: partition_attached(offload.segments); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.partition_attached(s offload.segments) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  SELECT EXISTS (SELECT FROM pg_inherits
+                  WHERE inhrelid = coalesce(offload.offloaded_partition(s.segment_table), s.segment_table)
+                    AND inhparent = s.table_id);
+$$;
+
+
+ALTER FUNCTION offload.partition_attached(s offload.segments) OWNER TO <installer>;
 
 --
 -- Name: partition_lower_bound(regclass, regtype); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2887,6 +2962,7 @@ BEGIN
   END IF;
   EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
   FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed' ORDER BY id LOOP
+    CONTINUE WHEN s.partition_name IS NOT NULL AND NOT offload.partition_attached(s);
     IF s.partition_name IS NULL THEN
       EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
     ELSE
