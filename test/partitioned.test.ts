@@ -10,6 +10,7 @@ import {
   type JobRow,
   type StoreKind,
 } from "./support/bridge-harness.ts";
+import { query } from "../bridge/sql-files.ts";
 import { fixture, resultSet } from "./support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
 
@@ -183,6 +184,28 @@ describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", 
     );
     expect(await resultSet(db.pool, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
   });
+  it("delete_cold and update_cold leave an offloaded partition detached from the table alone", async () => {
+    await inRolledBackTransaction(db, async (client) => {
+      const table = (await client.query("SELECT 'metrics'::regclass::oid AS oid")).rows[0].oid;
+      const candidates = async () =>
+        (await client.query(query("rewrite-candidates"), [table, 0])).rows.map((r) => r.id);
+      const all = await candidates();
+      const cold = (await partitions(client)).find((p) => p.kind === "p")!;
+      await client.query(
+        `ALTER TABLE metrics DETACH PARTITION ${client.escapeIdentifier(cold.name)}`,
+      );
+      const detached = (
+        await client.query(
+          `SELECT s.id FROM offload.segments s JOIN pg_inherits i ON i.inhrelid = s.segment_table
+            WHERE i.inhparent = $1::regclass`,
+          [client.escapeIdentifier(cold.name)],
+        )
+      ).rows.map((r) => r.id);
+      expect(detached).toHaveLength(1);
+      expect(await candidates()).toEqual(all.filter((id) => !detached.includes(id)));
+    });
+  });
+
   it("load_back turns cold partitions back into heap partitions with their old names and bounds", async () => {
     const namesBefore = preview.map((p) =>
       p.partition_table.replace(/^public\./, "").replace(/"/g, ""),
