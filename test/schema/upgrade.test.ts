@@ -51,6 +51,20 @@ async function checkoutRelease(tag: string): Promise<string> {
   return dir;
 }
 
+/** The direct partitions of a table (name or oid), by name. */
+async function partitionsOf(
+  db: TestDatabase,
+  table: string,
+): Promise<Array<{ name: string; kind: string; oid: string }>> {
+  const { rows } = await db.pool.query(
+    `SELECT c.relname AS name, c.relkind AS kind, c.oid::text AS oid
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = $1::regclass ORDER BY c.relname`,
+    [table],
+  );
+  return rows;
+}
+
 async function pgOffload(root: string, args: string[], databaseUrl: string) {
   const command = spawnPgOffload(args, { PGOFFLOAD_DATABASE_URL: databaseUrl }, { root });
   const { code } = await command.exited;
@@ -95,13 +109,24 @@ describe.skipIf(!pgDumpPath("the upgrade test"))(`upgrade from ${FIRST_RELEASE}`
     );
     await db.pool.query("SELECT offload.attach_policy('public.awkward', 'cold_after_30d')");
     const before = await tableDigest(db.pool, "awkward");
+    // A partitioned table too: 0.1.0 attached its offloaded partitions as foreign tables under
+    // new names, which migration 020 turns into this release's shape.
+    await db.pool.query(fixture("partitioned-table.sql"));
+    await db.pool.query(
+      "SELECT offload.define_policy('cold_after_60d', time_column => 'created_at', older_than => interval '60 days')",
+    );
+    await db.pool.query("SELECT offload.attach_policy('public.metrics', 'cold_after_60d')");
+    const metricsBefore = await tableDigest(db.pool, "metrics");
+    const partitionNames = (await partitionsOf(db, "metrics")).map((p) => p.name);
 
     // Offloaded by 0.1.0's own bridge, so the segments, chunks and layouts are 0.1.0's.
     const oldBridge = spawnBridge(quickBridgeEnv(db.url, storeDir), { root: release });
     try {
       await oldBridge.started();
-      const { rows } = await db.pool.query("SELECT offload.run('awkward') AS id");
-      expect(await waitForJob(db.pool, Number(rows[0].id))).toMatchObject({ state: "succeeded" });
+      for (const table of ["awkward", "metrics"]) {
+        const { rows } = await db.pool.query("SELECT offload.run($1) AS id", [table]);
+        expect(await waitForJob(db.pool, Number(rows[0].id))).toMatchObject({ state: "succeeded" });
+      }
     } finally {
       await oldBridge.kill("SIGTERM");
     }
@@ -125,6 +150,27 @@ describe.skipIf(!pgDumpPath("the upgrade test"))(`upgrade from ${FIRST_RELEASE}`
     const hot = await db.pool.query("SELECT count(*)::int AS n FROM ONLY awkward");
     const all = await db.pool.query("SELECT count(*)::int AS n FROM awkward");
     expect(hot.rows[0].n).toBeLessThan(all.rows[0].n);
+
+    // The offloaded partitions have their names back, each a partitioned table holding its
+    // foreign table, and read as before; DROP TABLE of one (pg_partman's retention) works.
+    const partitions = await partitionsOf(db, "metrics");
+    expect(partitions.map((p) => p.name)).toEqual(partitionNames);
+    const offloaded = partitions.filter((p) => p.kind === "p");
+    expect(offloaded.length).toBeGreaterThan(0);
+    for (const partition of offloaded) {
+      expect(await partitionsOf(db, partition.oid)).toEqual([
+        expect.objectContaining({ kind: "f", name: expect.stringMatching(/__offloaded_\d+$/) }),
+      ]);
+    }
+    expect(await tableDigest(db.pool, "metrics")).toBe(metricsBefore);
+    const client2 = await db.pool.connect();
+    try {
+      await client2.query("BEGIN");
+      await client2.query(`DROP TABLE ${client2.escapeIdentifier(offloaded[0]!.name)}`);
+      await client2.query("ROLLBACK");
+    } finally {
+      client2.release();
+    }
   });
 
   it("0.1.0's installer refuses a database this release installed, and changes nothing", async () => {
