@@ -5,16 +5,39 @@ import { forTable, type GeneratedQuery } from "./query-generator.ts";
 
 export type Outcome = { rows: string[] } | { error: { code: string; message: string } };
 
-/** The query's rows as text (each row's ::text), or its error; in a transaction rolled back. */
-export async function runQuery(
+/**
+ * The query's answer on each table, in one transaction rolled back after: `now()` is the same for
+ * both. Each side runs under a savepoint, so that an error on one leaves the other to run.
+ */
+export async function runOnBoth(
   client: pg.PoolClient,
   query: GeneratedQuery,
-  table: string,
-): Promise<Outcome> {
+  offloaded: string,
+  reference: string,
+): Promise<[offloaded: Outcome, reference: Outcome]> {
   await client.query("BEGIN");
   try {
     await client.query("SET LOCAL statement_timeout = '60s'");
     for (const setting of query.settings) await client.query(setting);
+    const side = async (table: string) => {
+      await client.query("SAVEPOINT side");
+      const outcome = await runQuery(client, query, table);
+      await client.query("ROLLBACK TO SAVEPOINT side");
+      return outcome;
+    };
+    return [await side(offloaded), await side(reference)];
+  } finally {
+    await client.query("ROLLBACK");
+  }
+}
+
+/** The query's rows as text (each row's ::text), or its error. */
+async function runQuery(
+  client: pg.PoolClient,
+  query: GeneratedQuery,
+  table: string,
+): Promise<Outcome> {
+  try {
     const { rows } = await client.query({
       text: `SELECT r::text AS row FROM (${forTable(query, table)}) r`,
       rowMode: "array",
@@ -25,8 +48,6 @@ export async function runQuery(
     const e = error as { code?: string; message?: string };
     if (typeof e.code !== "string") throw error;
     return { error: { code: e.code, message: e.message ?? "" } };
-  } finally {
-    await client.query("ROLLBACK");
   }
 }
 

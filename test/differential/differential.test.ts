@@ -9,7 +9,7 @@
 // The long run: npm run test:differential -- --queries 5000 --seed N
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
-import { difference, runQuery } from "./compare.ts";
+import { difference, runOnBoth } from "./compare.ts";
 import {
   createTables,
   generatorContext,
@@ -76,8 +76,7 @@ describe.each(OFFLOAD_WAYS)("differential: offloaded by $name vs never offloaded
         for (let n = 0; n < QUERIES && failures.length < MAX_FAILURES; n++) {
           if (ONLY !== undefined && n !== ONLY) continue;
           const query = generateQuery(SEED, n, ctx);
-          const offloaded = await runQuery(client, query, table);
-          const reference = await runQuery(client, query, REFERENCE_TABLE);
+          const [offloaded, reference] = await runOnBoth(client, query, table, REFERENCE_TABLE);
           if ("rows" in reference) {
             rows += reference.rows.length;
             if (reference.rows.length === 0) empty++;

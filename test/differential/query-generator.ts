@@ -194,6 +194,19 @@ const MIN_MAX_KINDS = new Set<ColumnKind>([
   "timetz",
 ]);
 
+const ODD_SETTINGS = [
+  "SET LOCAL TimeZone = 'Asia/Kathmandu'",
+  "SET LOCAL TimeZone = 'America/St_Johns'",
+  "SET LOCAL DateStyle = 'SQL, DMY'",
+  "SET LOCAL DateStyle = 'German'",
+  "SET LOCAL IntervalStyle = 'iso_8601'",
+  "SET LOCAL IntervalStyle = 'sql_standard'",
+  "SET LOCAL extra_float_digits = 0",
+  "SET LOCAL bytea_output = 'escape'",
+  "SET LOCAL enable_seqscan = off",
+  "SET LOCAL constraint_exclusion = off",
+];
+
 const COMPARISONS = ["=", "<>", "<", "<=", ">", ">="] as const;
 
 class QueryGenerator {
@@ -213,18 +226,25 @@ class QueryGenerator {
       "join",
       "lateral",
     ]);
-    switch (kind) {
-      case "filter":
-        return this.filterQuery();
-      case "ordered":
-        return this.orderedQuery();
-      case "aggregate":
-        return this.aggregateQuery();
-      case "join":
-        return this.joinQuery();
-      case "lateral":
-        return this.lateralQuery();
-    }
+    const query = (() => {
+      switch (kind) {
+        case "filter":
+          return this.filterQuery();
+        case "ordered":
+          return this.orderedQuery();
+        case "aggregate":
+          return this.aggregateQuery();
+        case "join":
+          return this.joinQuery();
+        case "lateral":
+          return this.lateralQuery();
+      }
+    })();
+    // Now and then in a session whose settings change how values read and print: the rows must
+    // not depend on the session the cold data is read in.
+    if (this.rng.chance(0.15))
+      query.settings.push(...this.rng.some(ODD_SETTINGS, this.rng.int(1, 3)));
+    return query;
   }
 
   /** SELECT some columns WHERE a random condition; compared as sorted rows. */
@@ -286,6 +306,8 @@ class QueryGenerator {
       ["day", (k) => `t.day = ${k}`],
       ["feeling", (k) => `t.feeling = ${k}`],
       ["amount", (k) => `t.amount = ${k}`],
+      ["created_at", (k) => `t.created_at = ${k}`],
+      ["created_at", (k) => `t.created_at BETWEEN ${k} AND ${k} + interval '3 hours'`],
       ["ints[]", (k) => `${k} = ANY (t.ints)`],
     ]);
     const cast: Record<string, [string, ColumnKind]> = {
@@ -294,6 +316,7 @@ class QueryGenerator {
       day: ["date", "date"],
       feeling: ["text", "enum"],
       amount: ["numeric", "numeric"],
+      created_at: ["timestamptz", "timestamptz"],
       "ints[]": ["int", "int"],
     };
     const [type, kind] = cast[keyColumn]!;
@@ -507,6 +530,9 @@ class QueryGenerator {
           () => `${c} + interval '${n(1, 90)} days' > ${v()}`,
           () => `extract(${rng.pick(["year", "month", "dow"])} from ${c}) = ${n(0, 12)}`,
           () => `date_trunc('day', ${c}) ${rng.pick(COMPARISONS)} ${v()}`,
+          // Not a constant at plan time: partitions are pruned when the scan starts.
+          () =>
+            `${c} ${rng.pick(COMPARISONS)} ${kind === "date" ? "current_date" : "now()"} - interval '${n(0, 130)} days'`,
         ];
       case "bool":
         return [
