@@ -4,13 +4,19 @@ import { readFileSync } from "node:fs";
 export interface Dataset {
   name: string;
   timeColumn: string;
+  /** The primary key's columns, given to the hot copy too. */
+  primaryKey: string;
   /** Builds the table (with its indexes) in the current database. */
   createSql(rows: number): string;
   /** The rows the policy moves out, as a WHERE condition: the baseline pipeline copies these. */
   coldCondition: string;
-  /** A query reading (nearly) every row, and one reading one day of the cold range. */
-  query(name: "full" | "day", table: string): string;
+  /** A query reading (nearly) every row, and the selective ones (SELECTIVE_QUERIES). */
+  query(name: "full" | SelectiveQuery, table: string): string;
 }
+
+/** Queries that read few cold rows: one day of the cold range, one row by id, 100 ids by a join. */
+export const SELECTIVE_QUERIES = ["day", "point", "join100"] as const;
+export type SelectiveQuery = (typeof SELECTIVE_QUERIES)[number];
 
 const sqlFile = (name: string) => readFileSync(new URL(`./sql/${name}`, import.meta.url), "utf8");
 
@@ -32,11 +38,17 @@ function daysAgo(days: number): string {
   return `${day.toISOString().slice(0, 10)} 00:00:00+00`;
 }
 
-function dataset(name: string, timeColumn: string, coldCondition: string): Dataset {
+function dataset(
+  name: string,
+  timeColumn: string,
+  primaryKey: string,
+  coldCondition: string,
+): Dataset {
   const queries = namedQueries(`${name}-queries.sql`);
   return {
     name,
     timeColumn,
+    primaryKey,
     coldCondition,
     createSql: (rows) => sqlFile(`${name}.sql`).replaceAll("{rows}", String(rows)),
     query: (query, table) =>
@@ -49,8 +61,8 @@ function dataset(name: string, timeColumn: string, coldCondition: string): Datas
 }
 
 export const DATASETS: Record<string, Dataset> = {
-  readings: dataset("readings", "recorded_at", "recorded_at < now() - interval '30 days'"),
-  lineitem: dataset("lineitem", "l_shipdate", "true"),
+  readings: dataset("readings", "recorded_at", "id", "recorded_at < now() - interval '30 days'"),
+  lineitem: dataset("lineitem", "l_shipdate", "l_orderkey, l_linenumber", "true"),
 };
 
 /** Builds `<table>_parse`: see sql/parse-limit.sql. `dir` must be writable by the server. */

@@ -4,7 +4,7 @@ import type pg from "pg";
 import type { ChunkCache } from "../storage/chunk-cache.ts";
 import type { CountingStore } from "../storage/counting-store.ts";
 import type { LocalPostgres } from "../sandbox/local-postgres.ts";
-import { parseLimitSql, type Dataset } from "./datasets.ts";
+import { parseLimitSql, SELECTIVE_QUERIES, type Dataset, type SelectiveQuery } from "./datasets.ts";
 import { bestOf, copyThroughZstd, timeQuery } from "./measure.ts";
 
 export interface BenchTarget {
@@ -51,7 +51,8 @@ export interface BenchResult {
     loopDelayP99Ms: number;
   };
   scans: ScanFigures[];
-  day: {
+  selective: Array<{
+    query: SelectiveQuery;
     coldMs: number;
     cachedMs: number;
     hotMs: number;
@@ -59,7 +60,7 @@ export interface BenchResult {
     segments: number;
     bytesFetched: number;
     sameAnswer: boolean;
-  };
+  }>;
 }
 
 export async function runOffloadBench(
@@ -107,7 +108,7 @@ export async function runOffloadBench(
     baseline,
     offload,
     scans,
-    day: await dayQuery(target, dataset, opts.runs),
+    selective: await selectiveQueries(target, dataset, opts.runs),
   };
 }
 
@@ -198,32 +199,43 @@ async function printPlans(db: pg.Client, dataset: Dataset, workers: number): Pro
   }
 }
 
-async function dayQuery(target: BenchTarget, dataset: Dataset, runs: number) {
+async function selectiveQueries(target: BenchTarget, dataset: Dataset, runs: number) {
+  const results = [];
+  for (const query of SELECTIVE_QUERIES)
+    results.push(await selectiveQuery(target, dataset, query, runs));
+  return results;
+}
+
+async function selectiveQuery(
+  target: BenchTarget,
+  dataset: Dataset,
+  query: SelectiveQuery,
+  runs: number,
+) {
   const { db } = target;
   const timing = { workers: 0, runs };
+  const cold = dataset.query(query, dataset.name);
+  const hot = dataset.query(query, `${dataset.name}_hot`);
   target.store.take();
   const fromStore = { ...timing, before: () => target.cache.clear() };
-  const coldMs = await timeQuery(db, dataset.query("day", dataset.name), fromStore);
+  const coldMs = await timeQuery(db, cold, fromStore);
   const counts = target.store.take();
-  const cachedMs = await timeQuery(db, dataset.query("day", dataset.name), timing);
-  const hotMs = await timeQuery(db, dataset.query("day", `${dataset.name}_hot`), timing);
+  const cachedMs = await timeQuery(db, cold, timing);
+  const hotMs = await timeQuery(db, hot, timing);
   const scanned = new Set(counts.keysGot.map((key) => /\/s(\d+)-/.exec(key)?.[1]));
   const { n } = await one(
     db,
     `SELECT count(*) AS n FROM offload.segments WHERE table_id = '${dataset.name}'::regclass AND state = 'committed'`,
   );
   return {
+    query,
     coldMs,
     cachedMs,
     hotMs,
     segmentsScanned: scanned.size,
     segments: Number(n),
     bytesFetched: counts.bytesGot / runs,
-    sameAnswer: await sameAnswers(
-      db,
-      dataset.query("day", dataset.name),
-      dataset.query("day", `${dataset.name}_hot`),
-    ),
+    sameAnswer: await sameAnswers(db, cold, hot),
   };
 }
 

@@ -3,7 +3,8 @@
  * --workers 0,2]`. On a throwaway PostgreSQL (and s3rver for the S3 store) it builds each table,
  * then, side by side in one run: offloads it and times the same rows through COPY | zstd; times a
  * full scan cold, hot and at the parse limit (the same rows as plain COPY text read by file_fdw
- * with `cat`), and a one-day query cold and hot; and counts stored bytes and store requests.
+ * with `cat`), and selective queries (one day, one row by id, 100 ids by a join) cold and hot;
+ * and counts stored bytes and store requests.
  * Prints figures and ratios; BENCHMARKS.md records them.
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -148,6 +149,7 @@ async function buildTemplate(server: LocalPostgres, dataset: Dataset, rows: numb
     await db.query(dataset.createSql(rows));
     await db.query(`CREATE TABLE ${dataset.name}_hot AS SELECT * FROM ${dataset.name}`);
     await db.query(`CREATE INDEX ON ${dataset.name}_hot (${dataset.timeColumn})`);
+    await db.query(`ALTER TABLE ${dataset.name}_hot ADD PRIMARY KEY (${dataset.primaryKey})`);
     await db.query(`VACUUM ANALYZE`);
   } finally {
     await db.end();

@@ -14,3 +14,11 @@ SELECT l_returnflag, l_linestatus, sum(l_quantity) AS sum_qty, sum(l_extendedpri
 SELECT count(*), sum(l_extendedprice), avg(l_discount)
   FROM {table}
  WHERE l_shipdate = date '1995-06-17';
+
+-- name: point
+-- One line item by its primary key (every row is cold).
+SELECT * FROM {table} WHERE l_orderkey = 1000 AND l_linenumber = 1;
+
+-- name: join100
+-- The line items of 100 orders, looked up by a join.
+SELECT count(*), sum(l.l_extendedprice) FROM generate_series(1000, 100000, 1000) AS k(o) JOIN {table} l ON l.l_orderkey = k.o;

@@ -8,3 +8,11 @@ SELECT metric, count(*), avg(value), max(reading), count(tags), sum(length(note)
 SELECT count(*), avg(value), max(reading)
   FROM {table}
  WHERE recorded_at >= '{day_from}' AND recorded_at < '{day_to}';
+
+-- name: point
+-- One row by its primary key, from the oldest (cold) rows.
+SELECT * FROM {table} WHERE id = 200;
+
+-- name: join100
+-- 100 ids looked up by a join, all of them cold.
+SELECT count(*), sum(r.value) FROM generate_series(100, 10000, 100) AS k(id) JOIN {table} r ON r.id = k.id;
