@@ -57,7 +57,6 @@ export interface BenchResult {
     cachedMs: number;
     hotMs: number;
     segmentsScanned: number;
-    segments: number;
     bytesFetched: number;
     sameAnswer: boolean;
   }>;
@@ -223,17 +222,12 @@ async function selectiveQuery(
   const cachedMs = await timeQuery(db, cold, timing);
   const hotMs = await timeQuery(db, hot, timing);
   const scanned = new Set(counts.keysGot.map((key) => /\/s(\d+)-/.exec(key)?.[1]));
-  const { n } = await one(
-    db,
-    `SELECT count(*) AS n FROM offload.segments WHERE table_id = '${dataset.name}'::regclass AND state = 'committed'`,
-  );
   return {
     query,
     coldMs,
     cachedMs,
     hotMs,
     segmentsScanned: scanned.size,
-    segments: Number(n),
     bytesFetched: counts.bytesGot / runs,
     sameAnswer: await sameAnswers(db, cold, hot),
   };

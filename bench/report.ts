@@ -46,7 +46,7 @@ export function printResult(r: BenchResult): void {
   for (const d of r.selective) {
     say(
       `${labels[d.query].padEnd(18)} cold ${secs(d.coldMs)}   cached ${secs(d.cachedMs)}   hot ${secs(d.hotMs)} ` +
-        `(cached/hot ${ratio(d.cachedMs / d.hotMs)})   segments scanned ${d.segmentsScanned} of ${d.segments}, ` +
+        `(cached/hot ${ratio(d.cachedMs / d.hotMs)})   segments scanned ${d.segmentsScanned} of ${r.offload.segments}, ` +
         `${mb(d.bytesFetched)} fetched per query${d.sameAnswer ? "" : "   ANSWERS DIFFER"}`,
     );
   }

@@ -1,11 +1,16 @@
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { chown, mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { FETCHED_MAJOR, registryBinaries, type PostgresBinaries } from "./postgres-versions.ts";
+import {
+  FETCHED_MAJOR,
+  registryBinaries,
+  systemServers,
+  type PostgresBinaries,
+} from "./postgres-versions.ts";
 import { SandboxError } from "./sandbox-error.ts";
 
 const run = promisify(execFile);
@@ -35,15 +40,7 @@ export async function findPostgresBinaries(): Promise<PostgresBinaries> {
       `PG_BIN_DIR=${fromEnv} holds no initdb: point it at a PostgreSQL bin directory`,
     );
   }
-  const candidates: string[] = [];
-  const debianRoot = "/usr/lib/postgresql";
-  if (existsSync(debianRoot)) {
-    const versions = readdirSync(debianRoot).sort((a, b) => Number(b) - Number(a));
-    const withContrib = versions.filter((v) =>
-      existsSync(join(debianRoot, v, "lib", "file_fdw.so")),
-    );
-    candidates.push(...withContrib.map((v) => join(debianRoot, v, "bin")));
-  }
+  const candidates = systemServers().map((server) => server.binDir);
   const pgConfig = spawnSync("pg_config", ["--bindir"], { encoding: "utf8" });
   if (pgConfig.status === 0) candidates.push(pgConfig.stdout.trim());
   const found = candidates.find((dir) => existsSync(join(dir, "initdb")));

@@ -1,8 +1,8 @@
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { SandboxError } from "./sandbox-error.ts";
 
@@ -31,15 +31,29 @@ export interface PostgresBinaries {
   source: string;
 }
 
+const DEBIAN_ROOT = "/usr/lib/postgresql";
+
 /**
- * Server binaries of one major: the system's (Debian's /usr/lib/postgresql/N, with contrib), else
- * the npm registry's.
+ * The system's server binaries with contrib (file_fdw), as Debian and Ubuntu install them in
+ * /usr/lib/postgresql/N: newest major first.
  */
+export function systemServers(): Array<{ major: number; binDir: string }> {
+  if (!existsSync(DEBIAN_ROOT)) return [];
+  return readdirSync(DEBIAN_ROOT)
+    .map((dir) => ({ major: Number(dir), root: join(DEBIAN_ROOT, dir) }))
+    .filter(({ major, root }) => Number.isInteger(major) && isServerWithContrib(root))
+    .sort((a, b) => b.major - a.major)
+    .map(({ major, root }) => ({ major, binDir: join(root, "bin") }));
+}
+
+function isServerWithContrib(root: string): boolean {
+  return existsSync(join(root, "bin", "initdb")) && existsSync(join(root, "lib", "file_fdw.so"));
+}
+
+/** Server binaries of one major: the system's, else the npm registry's. */
 export async function postgresBinaries(major: PostgresMajor): Promise<PostgresBinaries> {
-  const system = `/usr/lib/postgresql/${major}`;
-  if (existsSync(join(system, "bin", "initdb")) && existsSync(join(system, "lib", "file_fdw.so"))) {
-    return { binDir: join(system, "bin"), source: `system (${system})` };
-  }
+  const system = systemServers().find((server) => server.major === major);
+  if (system) return { binDir: system.binDir, source: `system (${dirname(system.binDir)})` };
   return registryBinaries(major);
 }
 

@@ -11,7 +11,7 @@ import {
   type StoreKind,
 } from "./support/bridge-harness.ts";
 import { query } from "../bridge/sql-files.ts";
-import { fixture, resultSet } from "./support/fixtures.ts";
+import { fixture, partitionsOf, resultSet } from "./support/fixtures.ts";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
 
 const RECENT = new Date(Date.now() - 7 * 86_400_000).toISOString();
@@ -21,15 +21,9 @@ const QUERIES = [
   "SELECT tableoid <> 0 AS t, count(*) FROM metrics WHERE note LIKE E'n\\t1%' GROUP BY 1",
 ];
 
-async function partitions(
-  db: TestDatabase | pg.PoolClient,
-): Promise<Array<{ name: string; kind: string }>> {
-  const { rows } = await ("pool" in db ? db.pool : db).query(
-    `SELECT c.relname AS name, c.relkind AS kind FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = 'metrics'::regclass ORDER BY c.relname`,
-  );
-  return rows;
-}
+/** The partitions of metrics, by name. */
+const partitions = (db: TestDatabase | pg.PoolClient) =>
+  partitionsOf("pool" in db ? db.pool : db, "metrics");
 
 describe.each<StoreKind>(["local", "s3"])("partitioned tables on the %s store", (storeKind) => {
   let db: TestDatabase;

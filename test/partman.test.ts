@@ -5,6 +5,7 @@ import { collectGarbage } from "../bridge/garbage-collector.ts";
 import { installSchema } from "../bridge/schema-installer.ts";
 import { startLocalPostgres, type LocalPostgres } from "../sandbox/local-postgres.ts";
 import { offloadNow, startTestBridge, testStoreConfig } from "./support/bridge-harness.ts";
+import { partitionsOf } from "./support/fixtures.ts";
 import { serverExtension } from "./support/server-tools.ts";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.ts";
 import { waitUntil } from "./support/wait.ts";
@@ -71,13 +72,8 @@ async function allRows(db: pg.Pool, table: string): Promise<string[]> {
 }
 
 /** The table's direct partitions, by name, with their kind ('p': an offloaded one). */
-async function partitionsOf(db: pg.Pool, table: string): Promise<Map<string, string>> {
-  const { rows } = await db.query(
-    `SELECT c.relname AS name, c.relkind AS kind FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = $1::regclass`,
-    [table],
-  );
-  return new Map(rows.map((r) => [r.name as string, r.kind as string]));
+async function partitionKinds(db: pg.Pool, table: string): Promise<Map<string, string>> {
+  return new Map((await partitionsOf(db, table)).map((p) => [p.name, p.kind]));
 }
 
 /** Daily partitions (pg_partman's names) starting after today: the premade ones. */
@@ -128,7 +124,7 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
       await db.pool.query("SELECT offload.attach_policy($1, 'cold_after_3d')", [table]);
       const job = await offloadNow(db.pool, table);
       expect(job.state, job.last_error ?? "").toBe("succeeded");
-      partsBefore.set(table, await partitionsOf(db.pool, table));
+      partsBefore.set(table, await partitionKinds(db.pool, table));
       segmentsBefore.set(table, await segmentsOf(db.pool, table));
       // Premake 6 from now on: maintenance has to make 3 more, after its retention.
       await db.pool.query(
@@ -159,7 +155,7 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
 
   it("premakes future partitions on every table, after retention dropped offloaded ones", async () => {
     for (const table of Object.keys(TABLES) as Table[]) {
-      const future = futurePartitions(await partitionsOf(db.pool, table), table);
+      const future = futurePartitions(await partitionKinds(db.pool, table), table);
       expect(future.length, table).toBeGreaterThanOrEqual(6);
       expect(future.length).toBeGreaterThan(
         futurePartitions(partsBefore.get(table)!, table).length,
@@ -168,7 +164,7 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
   });
 
   it("retention that drops: offloaded partitions are gone, their segments retired for gc", async () => {
-    const parts = await partitionsOf(db.pool, "clicks_drop");
+    const parts = await partitionKinds(db.pool, "clicks_drop");
     const dropped = [...partsBefore.get("clicks_drop")!.keys()].filter((n) => !parts.has(n));
     const offloadedDropped = dropped.filter((n) => partsBefore.get("clicks_drop")!.get(n) === "p");
     expect(offloadedDropped.length).toBeGreaterThanOrEqual(5);
@@ -201,7 +197,7 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
   });
 
   it("retention that drops: the remaining rows, hot and cold, read exactly as before", async () => {
-    const parts = await partitionsOf(db.pool, "clicks_drop");
+    const parts = await partitionKinds(db.pool, "clicks_drop");
     const expected = [...before.get("clicks_drop")!]
       .filter(([part]) => parts.has(part))
       .flatMap(([, rows]) => rows)
@@ -211,7 +207,7 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
   });
 
   it("retention that detaches: the detached partitions read as before, their segments kept", async () => {
-    const parts = await partitionsOf(db.pool, "clicks_detach");
+    const parts = await partitionKinds(db.pool, "clicks_detach");
     const detached = [...partsBefore.get("clicks_detach")!].filter(
       ([name, kind]) => kind === "p" && !parts.has(name),
     );
@@ -244,7 +240,7 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
   });
 
   it("no retention: every partition stays, every row reads exactly as before", async () => {
-    const parts = await partitionsOf(db.pool, "clicks_kept");
+    const parts = await partitionKinds(db.pool, "clicks_kept");
     for (const [name, kind] of partsBefore.get("clicks_kept")!) expect(parts.get(name)).toBe(kind);
     const expected = [...before.get("clicks_kept")!.values()]
       .flat()
@@ -300,7 +296,7 @@ describe.skipIf(!CRON)("pg_cron scheduling pg_partman's maintenance", { timeout:
     );
     await pool.query("SELECT offload.attach_policy('clicks', 'cold_after_3d')");
     expect((await offloadNow(pool, "clicks")).state).toBe("succeeded");
-    const offloaded = [...(await partitionsOf(pool, "clicks"))]
+    const offloaded = [...(await partitionKinds(pool, "clicks"))]
       .filter(([, kind]) => kind === "p")
       .map(([name]) => name);
     await pool.query(
@@ -330,7 +326,7 @@ describe.skipIf(!CRON)("pg_cron scheduling pg_partman's maintenance", { timeout:
     );
     expect(runs[0]).toMatchObject({ status: "succeeded" });
 
-    const parts = await partitionsOf(pool, "clicks");
+    const parts = await partitionKinds(pool, "clicks");
     const dropped = offloaded.filter((n) => !parts.has(n));
     expect(dropped.length).toBeGreaterThanOrEqual(5);
     expect(futurePartitions(parts, "clicks").length).toBeGreaterThanOrEqual(6);

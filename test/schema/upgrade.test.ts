@@ -16,7 +16,7 @@ import type { RunningBridge } from "../../bridge/bridge.ts";
 import { startTestBridge, waitForJob } from "../support/bridge-harness.ts";
 import { quickBridgeEnv, spawnBridge, spawnPgOffload } from "../support/bridge-process.ts";
 import { tableDigest } from "../support/digest.ts";
-import { fixture } from "../support/fixtures.ts";
+import { fixture, partitionsOf } from "../support/fixtures.ts";
 import { offloadSchemaDump } from "../support/schema-dump.ts";
 import { pgDumpPath } from "../support/server-tools.ts";
 import {
@@ -49,20 +49,6 @@ async function checkoutRelease(tag: string): Promise<string> {
     maxBuffer: 16 * 1024 * 1024,
   });
   return dir;
-}
-
-/** The direct partitions of a table (name or oid), by name. */
-async function partitionsOf(
-  db: TestDatabase,
-  table: string,
-): Promise<Array<{ name: string; kind: string; oid: string }>> {
-  const { rows } = await db.pool.query(
-    `SELECT c.relname AS name, c.relkind AS kind, c.oid::text AS oid
-       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = $1::regclass ORDER BY c.relname`,
-    [table],
-  );
-  return rows;
 }
 
 async function pgOffload(root: string, args: string[], databaseUrl: string) {
@@ -117,7 +103,7 @@ describe.skipIf(!pgDumpPath("the upgrade test"))(`upgrade from ${FIRST_RELEASE}`
     );
     await db.pool.query("SELECT offload.attach_policy('public.metrics', 'cold_after_60d')");
     const metricsBefore = await tableDigest(db.pool, "metrics");
-    const partitionNames = (await partitionsOf(db, "metrics")).map((p) => p.name);
+    const partitionNames = (await partitionsOf(db.pool, "metrics")).map((p) => p.name);
 
     // Offloaded by 0.1.0's own bridge, so the segments, chunks and layouts are 0.1.0's.
     const oldBridge = spawnBridge(quickBridgeEnv(db.url, storeDir), { root: release });
@@ -153,12 +139,12 @@ describe.skipIf(!pgDumpPath("the upgrade test"))(`upgrade from ${FIRST_RELEASE}`
 
     // The offloaded partitions have their names back, each a partitioned table holding its
     // foreign table, and read as before; DROP TABLE of one (pg_partman's retention) works.
-    const partitions = await partitionsOf(db, "metrics");
+    const partitions = await partitionsOf(db.pool, "metrics");
     expect(partitions.map((p) => p.name)).toEqual(partitionNames);
     const offloaded = partitions.filter((p) => p.kind === "p");
     expect(offloaded.length).toBeGreaterThan(0);
     for (const partition of offloaded) {
-      expect(await partitionsOf(db, partition.oid)).toEqual([
+      expect(await partitionsOf(db.pool, partition.oid)).toEqual([
         expect.objectContaining({ kind: "f", name: expect.stringMatching(/__offloaded_\d+$/) }),
       ]);
     }

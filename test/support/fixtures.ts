@@ -23,3 +23,17 @@ export async function segmentTables(db: pg.Pool, table: string): Promise<string[
   );
   return rows.map((r) => r.name);
 }
+
+/** A table's direct partitions (or inheritance children), by name: kind 'p' is an offloaded one. */
+export async function partitionsOf(
+  db: pg.Pool | pg.ClientBase,
+  table: string,
+): Promise<Array<{ name: string; kind: string; oid: string }>> {
+  const { rows } = await db.query(
+    `SELECT c.relname AS name, c.relkind AS kind, c.oid::text AS oid
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = $1::regclass ORDER BY c.relname`,
+    [table],
+  );
+  return rows;
+}
