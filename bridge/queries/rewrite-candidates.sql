@@ -5,6 +5,6 @@
 SELECT s.id, s.epoch, s.rows, s.segment_table::text AS segment_table
   FROM offload.segments s
  WHERE s.table_id = $1::oid::regclass AND s.state = 'committed'
-   AND (s.partition_name IS NULL OR offload.partition_attached(s))
+   AND offload.segment_in_its_table(s)
    AND NOT EXISTS (SELECT FROM offload.rewritten_segments r WHERE r.job_id = $2 AND r.segment_id = s.id)
  ORDER BY s.id;

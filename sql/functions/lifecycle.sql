@@ -45,12 +45,14 @@ END $$;
 DROP EVENT TRIGGER IF EXISTS offload_on_sql_drop;
 CREATE EVENT TRIGGER offload_on_sql_drop ON sql_drop EXECUTE FUNCTION offload.on_sql_drop();
 
--- Is the segment's offloaded partition still a partition of its table? Not once detached (by
--- pg_partman's retention with retention_keep_table, or by hand): the detached table keeps its
--- segment, readable, and the table's load back and truncate leave it alone.
-CREATE OR REPLACE FUNCTION offload.partition_attached(s offload.segments) RETURNS boolean
+-- Does the segment still belong to its table? A plain table's segments always do. An offloaded
+-- partition does not once detached (by pg_partman's retention with retention_keep_table, or by
+-- hand): the detached table keeps its segment, readable, and the table's load back, truncate and
+-- rewrites leave it alone.
+CREATE OR REPLACE FUNCTION offload.segment_in_its_table(s offload.segments) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT EXISTS (SELECT FROM pg_inherits
+  SELECT s.partition_name IS NULL
+      OR EXISTS (SELECT FROM pg_inherits
                   WHERE inhrelid = coalesce(offload.offloaded_partition(s.segment_table), s.segment_table)
                     AND inhparent = s.table_id);
 $$;
@@ -117,7 +119,7 @@ BEGIN
   FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed'
             ORDER BY id LOOP
     CONTINUE WHEN NOT offload.segment_overlaps(s, from_key, to_key);
-    CONTINUE WHEN s.partition_name IS NOT NULL AND NOT offload.partition_attached(s);
+    CONTINUE WHEN NOT offload.segment_in_its_table(s);
     IF s.partition_name IS NULL THEN
       EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', rel, offload.select_list(rel), s.segment_table);
       GET DIAGNOSTICS n = ROW_COUNT;
@@ -152,7 +154,7 @@ BEGIN
   END IF;
   EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
   FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed' ORDER BY id LOOP
-    CONTINUE WHEN s.partition_name IS NOT NULL AND NOT offload.partition_attached(s);
+    CONTINUE WHEN NOT offload.segment_in_its_table(s);
     IF s.partition_name IS NULL THEN
       EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
     ELSE

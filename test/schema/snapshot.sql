@@ -1751,7 +1751,7 @@ BEGIN
   FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed'
             ORDER BY id LOOP
     CONTINUE WHEN NOT offload.segment_overlaps(s, from_key, to_key);
-    CONTINUE WHEN s.partition_name IS NOT NULL AND NOT offload.partition_attached(s);
+    CONTINUE WHEN NOT offload.segment_in_its_table(s);
     IF s.partition_name IS NULL THEN
       EXECUTE format('INSERT INTO %s (%s) SELECT %2$s FROM %s', rel, offload.select_list(rel), s.segment_table);
       GET DIAGNOSTICS n = ROW_COUNT;
@@ -1985,22 +1985,6 @@ CREATE FUNCTION offload.owns_table(rel regclass) RETURNS boolean
 
 
 ALTER FUNCTION offload.owns_table(rel regclass) OWNER TO <installer>;
-
---
--- Name: partition_attached(offload.segments); Type: FUNCTION; Schema: offload; Owner: <installer>
---
-
-CREATE FUNCTION offload.partition_attached(s offload.segments) RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  SELECT EXISTS (SELECT FROM pg_inherits
-                  WHERE inhrelid = coalesce(offload.offloaded_partition(s.segment_table), s.segment_table)
-                    AND inhparent = s.table_id);
-$$;
-
-
-ALTER FUNCTION offload.partition_attached(s offload.segments) OWNER TO <installer>;
 
 --
 -- Name: partition_lower_bound(regclass, regtype); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2683,6 +2667,23 @@ $$;
 ALTER FUNCTION offload.segment_copy_statement(segment bigint) OWNER TO <installer>;
 
 --
+-- Name: segment_in_its_table(offload.segments); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.segment_in_its_table(s offload.segments) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  SELECT s.partition_name IS NULL
+      OR EXISTS (SELECT FROM pg_inherits
+                  WHERE inhrelid = coalesce(offload.offloaded_partition(s.segment_table), s.segment_table)
+                    AND inhparent = s.table_id);
+$$;
+
+
+ALTER FUNCTION offload.segment_in_its_table(s offload.segments) OWNER TO <installer>;
+
+--
 -- Name: segment_lock_statement(bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2962,7 +2963,7 @@ BEGIN
   END IF;
   EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
   FOR s IN SELECT * FROM offload.segments WHERE table_id = rel AND state = 'committed' ORDER BY id LOOP
-    CONTINUE WHEN s.partition_name IS NOT NULL AND NOT offload.partition_attached(s);
+    CONTINUE WHEN NOT offload.segment_in_its_table(s);
     IF s.partition_name IS NULL THEN
       EXECUTE format('DROP FOREIGN TABLE %s', s.segment_table);
     ELSE
