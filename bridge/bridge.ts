@@ -24,6 +24,9 @@ import { openReadEndpoint } from "./read-endpoint-setup.ts";
 import { ReadEndpointRegistry } from "./read-endpoints.ts";
 import { describeTarget, type ReaderTarget } from "./reader-program.ts";
 import { installSchema } from "./schema-installer.ts";
+import { ChunkFetcher } from "./chunk-fetcher.ts";
+import { RemoteReaderSetup } from "./remote-reader/remote-reader-setup.ts";
+import { openSqlEndpoint } from "./remote-reader/sql-endpoint-setup.ts";
 
 export interface RunningBridge {
   endpoint: ReaderTarget;
@@ -61,7 +64,7 @@ export async function startBridge(
     const parts = await openStoreAndCache(config, keys, options.store, log, cleanups);
     const installationId = await installSchemaAndIdentify(parts.db);
     const reads = await startReadEndpoint(config, parts, log, cleanups);
-    const worker = startJobLoop(config, parts, installationId, reads.readers, log, cleanups);
+    const worker = startJobLoop(config, parts, installationId, reads, log, cleanups);
     startSchedule(config, parts, installationId, worker, log, cleanups);
     const metricsUrl = await startMetricsEndpoint(config, parts, log, cleanups);
     log.info("bridge started", {
@@ -168,6 +171,8 @@ interface ReadSide {
   target: ReaderTarget;
   /** This bridge's record among the database's read endpoints. */
   readers: ReadEndpointRegistry;
+  /** Sets up tables read through postgres_fdw (through this bridge's SQL endpoint, if any). */
+  remoteReaders: RemoteReaderSetup;
 }
 
 /**
@@ -182,9 +187,12 @@ async function startReadEndpoint(
 ): Promise<ReadSide> {
   const reads = await openReadEndpoint(config, db, store, keys, cache, log, metrics.scans);
   cleanups.push(() => reads.endpoint.close(config.shutdownGraceMs));
+  const chunks = new ChunkFetcher(store, cache, keys, log);
+  const sql = await openSqlEndpoint(config, db, chunks, log);
+  if (sql) cleanups.push(() => sql.endpoint.close(config.shutdownGraceMs));
   const readers = new ReadEndpointRegistry(
     db,
-    reads.target,
+    { ...reads.target, ...(sql && { sql: sql.address }) },
     config.workerId,
     config.jobLeaseMs,
     log,
@@ -203,7 +211,7 @@ async function startReadEndpoint(
     await readers.leave();
   });
   await adoptSegmentTables(db, log);
-  return { ...reads, readers };
+  return { ...reads, readers, remoteReaders: new RemoteReaderSetup(db, sql?.secret) };
 }
 
 /** The worker that claims and runs jobs, woken by NOTIFY on its own connection. */
@@ -211,7 +219,7 @@ function startJobLoop(
   config: BridgeConfig,
   { keys, db, backgroundStore, cache, metrics }: BridgeParts,
   installationId: string,
-  readers: ReadEndpointRegistry,
+  { readers, remoteReaders }: ReadSide,
   log: Logger,
   cleanups: Cleanups,
 ): JobWorker {
@@ -223,6 +231,7 @@ function startJobLoop(
     store: backgroundStore,
     installationId,
     readers,
+    remoteReaders,
     log,
     queue,
     chunkBytes: config.chunkBytes,

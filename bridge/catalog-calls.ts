@@ -74,6 +74,14 @@ export async function registerReadEndpoint(
   ]);
 }
 
+const POINT_REMOTE_SERVERS = "SELECT offload.point_remote_servers() AS changed;";
+
+/** Points every postgres_fdw server at the recorded SQL endpoints; returns how many changed. */
+export async function pointRemoteServers(client: pg.ClientBase): Promise<number> {
+  const { rows } = await client.query<{ changed: number }>(POINT_REMOTE_SERVERS);
+  return Number(rows[0]?.changed ?? 0);
+}
+
 const LOCK_READ_ENDPOINTS_SHARED = "SELECT offload.lock_read_endpoints_shared();";
 
 /** In a commit's transaction: no bridge changes the set of endpoints until it ends. */

@@ -21,6 +21,12 @@ export interface BridgeConfig {
   readSecretFile: string;
   /** TCP only: the same secret's path on the database host, when that differs from the bridge's. */
   readerSecretFile?: string;
+  /** Where the SQL endpoint (postgres_fdw's reader) listens; undefined: it is off. */
+  sqlListen?: { host: string; port: number };
+  /** The host postgres_fdw connects to; defaults to sqlListen's host. */
+  sqlAdvertisedHost?: string;
+  /** The file holding the secret the SQL endpoint's passwords derive from. */
+  sqlSecretFile: string;
   /** About this many bytes of heap go into one segment (one foreign table). */
   segmentTargetBytes: number;
   /** About this many bytes of COPY text go into one stored chunk (one object). */
@@ -85,6 +91,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     readHost: get("PGOFFLOAD_READ_HOST"),
     readPort: get("PGOFFLOAD_READ_PORT"),
     readAdvertisedHost: get("PGOFFLOAD_READ_ADVERTISED_HOST"),
+    sqlListen: get("PGOFFLOAD_SQL_LISTEN"),
+    sqlAdvertisedHost: get("PGOFFLOAD_SQL_ADVERTISED_HOST"),
+    sqlSecretFile: get("PGOFFLOAD_SQL_SECRET_FILE"),
     segmentTargetBytes: get("PGOFFLOAD_SEGMENT_BYTES"),
     chunkBytes: get("PGOFFLOAD_CHUNK_BYTES"),
     uploadConcurrency: get("PGOFFLOAD_UPLOAD_CONCURRENCY"),

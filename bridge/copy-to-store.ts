@@ -9,6 +9,7 @@ import { readChunkHeader } from "../storage/chunk-format.ts";
 import type { ChunkKey } from "../storage/chunk-keys.ts";
 import { objectKey } from "../storage/object-key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import type { ChunkBounds } from "./chunk-bounds.ts";
 import { CopyChunker, type RawChunk } from "./copy-chunker.ts";
 import { toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
@@ -26,6 +27,8 @@ export interface ChunkWriterContext {
   encryptionKey?: ChunkKey;
   /** Stored chunks are written through to it, so that the first scan after an offload is local. */
   cache?: ChunkCache;
+  /** Records each chunk's bounds (tables read through postgres_fdw). */
+  chunkBounds?: (raw: Buffer) => Promise<ChunkBounds>;
   signal: AbortSignal;
 }
 
@@ -40,6 +43,8 @@ export interface WrittenChunk {
   codec: string;
   /** The encryption key's id, as 8 hex digits; null when stored unencrypted. */
   key_id: string | null;
+  /** Exact bounds of the key and zone-map columns over its rows; null when not recorded. */
+  bounds: ChunkBounds | null;
 }
 
 /**
@@ -113,11 +118,14 @@ async function uploadChunk(
   raw: RawChunk,
 ): Promise<WrittenChunk> {
   const key = objectKey(`${keyBase}/${String(raw.seq).padStart(6, "0")}.chunk`);
-  const stored = await ctx.encoder.encode(raw.data, {
-    rows: raw.rows,
-    compressionLevel: ctx.compressionLevel,
-    encryptWith: ctx.encryptionKey && { ...ctx.encryptionKey, objectKey: key },
-  });
+  const [stored, bounds] = await Promise.all([
+    ctx.encoder.encode(raw.data, {
+      rows: raw.rows,
+      compressionLevel: ctx.compressionLevel,
+      encryptWith: ctx.encryptionKey && { ...ctx.encryptionKey, objectKey: key },
+    }),
+    ctx.chunkBounds?.(raw.data) ?? null,
+  ]);
   const header = readChunkHeader(stored);
   await ctx.store.put(key, stored, { signal: ctx.signal });
   await ctx.cache?.put(key, stored);
@@ -130,6 +138,7 @@ async function uploadChunk(
     crc32c: header.payloadCrc32c,
     codec: header.codec === 1 ? "zstd" : "none",
     key_id: ctx.encryptionKey?.idHex ?? null,
+    bounds,
   };
 }
 

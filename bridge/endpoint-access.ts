@@ -8,7 +8,17 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createConnection } from "node:net";
-import { chmod, chown, lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  link,
+  lstat,
+  mkdir,
+  readFile,
+  stat,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
 import { dirname } from "node:path";
 import type pg from "pg";
 
@@ -124,10 +134,7 @@ export async function loadReadSecret(
 ): Promise<Buffer> {
   const createdDir = await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   if (createdDir && owner) await handOver(createdDir, (await stat(createdDir)).uid, owner);
-  const created = randomBytes(32).toString("hex") + "\n";
-  await writeFile(file, created, { mode: 0o600, flag: "wx" }).catch((error: unknown) => {
-    if ((error as { code?: string }).code !== "EEXIST") throw error;
-  });
+  await createSecretOnce(file);
   const info = await stat(file);
   if ((info.mode & 0o077) !== 0) {
     const mode = (info.mode & 0o777).toString(8);
@@ -143,6 +150,22 @@ export async function loadReadSecret(
   }
   if (owner) await handOver(file, info.uid, owner);
   return Buffer.from(secret);
+}
+
+/**
+ * Writes a new secret to `file` unless one is there. Written aside and linked into place, so that
+ * a bridge starting at the same moment reads either no file or the whole secret, never a part.
+ */
+async function createSecretOnce(file: string): Promise<void> {
+  const scratch = `${file}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  await writeFile(scratch, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  try {
+    await link(scratch, file).catch((error: unknown) => {
+      if ((error as { code?: string }).code !== "EEXIST") throw error;
+    });
+  } finally {
+    await unlink(scratch);
+  }
 }
 
 /** Compares digests so that neither the secret's bytes nor its length leak through timing. */

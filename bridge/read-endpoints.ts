@@ -5,6 +5,7 @@ import { describeTarget, readerProgram, type ReaderTarget } from "./reader-progr
 import {
   lockEndpointRepointing,
   lockReadEndpointsShared,
+  pointRemoteServers,
   registerReadEndpoint,
   repointSegment,
   unlockEndpointRepointing,
@@ -37,7 +38,8 @@ export class ReadEndpointRegistry implements ReaderPrograms {
 
   constructor(
     private readonly db: pg.Pool,
-    private readonly own: ReaderTarget,
+    /** This bridge's read endpoint, and its SQL endpoint when it runs one (postgres_fdw's). */
+    private readonly own: ReaderTarget & { sql?: { host: string; port: number } },
     private readonly workerId: string,
     private readonly staleAfterMs: number,
     private readonly log: Logger,
@@ -118,6 +120,8 @@ export class ReadEndpointRegistry implements ReaderPrograms {
   }
 
   private async repointSegmentTables(client: pg.ClientBase, targets: ReaderTarget[]) {
+    const servers = await pointRemoteServers(client);
+    if (servers) this.log.info("postgres_fdw servers repointed at the SQL endpoints", { servers });
     const { rows } = await client.query(query("committed-segment-tables"));
     let changed = 0;
     for (const row of rows) {

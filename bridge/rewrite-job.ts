@@ -108,7 +108,8 @@ async function writeNewEpoch(
     const copySql = await rewriteStep(client, { ...step, kind: "rows" });
     const newEpoch = segment.epoch + 1;
     const keyBase = segmentKeyBase(ctx.installationId, id, newEpoch);
-    const chunks = await copyToStore(ctx, client, copySql, keyBase);
+    const reading = await ctx.remoteReaders.prepare(job.tableOid);
+    const chunks = await copyToStore({ ...ctx, ...reading }, client, copySql, keyBase);
     const rows = totals(chunks).rows;
     const expected = params.delete ? Number(segment.rows) - matched : Number(segment.rows);
     if (rows !== expected) {

@@ -19,11 +19,14 @@ import { sqlState, toError } from "./errors.ts";
 import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
 import type { ReaderPrograms } from "./read-endpoints.ts";
+import type { RemoteReaderSetup } from "./remote-reader/remote-reader-setup.ts";
 
 export interface SegmentWriterContext extends ChunkWriterContext {
   db: pg.Pool;
   /** The reader programs of the segment tables it commits: naming every bridge's endpoint. */
   readers: ReaderPrograms;
+  /** Sets up tables read through postgres_fdw before their segments are written. */
+  remoteReaders: RemoteReaderSetup;
   /** How long the commit may wait for queries on the table to finish before the job retries. */
   commitLockTimeoutMs: number;
   log: Logger;
@@ -51,6 +54,7 @@ export async function writeSegment(
   due: DueSegment,
   onChunk: (chunk: WrittenChunk) => void,
 ): Promise<SegmentOutcome> {
+  const reading = await ctx.remoteReaders.prepare(job.tableOid);
   const segmentId = await beginSegment(ctx.db, {
     jobId: job.id,
     tableOid: job.tableOid,
@@ -70,7 +74,13 @@ export async function writeSegment(
     // A partition is dropped at the commit, so writes to it must wait until then. The LOCK comes
     // before any query, so the snapshot the copy reads is taken after it.
     if (lock) await client.query(lock);
-    const outcome = await copyUploadCommit(ctx, client, segmentId, Boolean(due.partition), onChunk);
+    const outcome = await copyUploadCommit(
+      { ...ctx, ...reading },
+      client,
+      segmentId,
+      Boolean(due.partition),
+      onChunk,
+    );
     log.info(outcome.segmentTable ? "segment committed" : "segment range was empty", {
       rows: outcome.rows,
       rawBytes: outcome.rawBytes,

@@ -267,6 +267,23 @@ const TABLE = {
     shownDefault: "the same",
     meaning: "`tcp` only: that file's path on the database host, when the bridge sees it elsewhere",
   },
+  PGOFFLOAD_SQL_LISTEN: {
+    read: (env: Env, name: string): { host: string; port: number } | undefined =>
+      env[name] === "off" ? undefined : (hostPort(env, name) ?? { host: "127.0.0.1", port: 0 }),
+    shownDefault: "127.0.0.1:0",
+    meaning:
+      "`host:port` of the SQL endpoint that postgres_fdw segment tables read through (policies with `reader => 'postgres_fdw'`); port 0 takes a free one; `off`: none",
+  },
+  PGOFFLOAD_SQL_ADVERTISED_HOST: text({
+    default: undefined,
+    shown: "SQL endpoint host",
+    meaning: "the host postgres_fdw connects to (e.g. a container name)",
+  }),
+  PGOFFLOAD_SQL_SECRET_FILE: absolutePath({
+    default: "/tmp/pg-offload/sql-secret",
+    meaning:
+      "file holding the secret the SQL endpoint's passwords derive from (one word, 16+ characters, mode 600; the same for every bridge of a database); created with 32 random bytes when missing",
+  }),
   PGOFFLOAD_SEGMENT_BYTES: integer({
     default: 64 * MIB,
     min: 1,

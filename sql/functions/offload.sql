@@ -130,18 +130,6 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION offload.abort_segment(segment bigint) FROM PUBLIC;
 
--- Points a segment table at a (possibly moved) read endpoint; a no-op when it already is.
-CREATE OR REPLACE FUNCTION offload.set_reader_program(segment_table regclass, program text) RETURNS boolean
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF EXISTS (SELECT FROM pg_foreign_table WHERE ftrelid = segment_table
-             AND ftoptions @> ARRAY['program=' || program]) THEN
-    RETURN false;
-  END IF;
-  EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET program %L)', segment_table, program);
-  RETURN true;
-END $$;
-REVOKE EXECUTE ON FUNCTION offload.set_reader_program(segment_table regclass, program text) FROM PUBLIC;
 
 -- Moving rows out is not deleting them, and the commit of a segment runs no code the table's owner
 -- controls: the DELETE of the copied rows runs with session_replication_role = replica and with
@@ -198,11 +186,12 @@ REVOKE EXECUTE ON FUNCTION offload.delete_moved_rows(s offload.segments) FROM PU
 CREATE OR REPLACE FUNCTION offload.record_chunks(segment bigint, segment_epoch int, chunks jsonb) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   INSERT INTO offload.chunks (segment_id, epoch, seq, object_key, rows, raw_bytes, stored_bytes,
-                              crc32c, codec, key_id)
+                              crc32c, codec, key_id, bounds)
   SELECT segment, segment_epoch, c.seq, c.object_key, c.rows, c.raw_bytes, c.stored_bytes, c.crc32c,
-         c.codec, c.key_id
+         c.codec, c.key_id, c.bounds
     FROM jsonb_to_recordset(chunks) AS c(seq int, object_key text, rows bigint, raw_bytes bigint,
-                                         stored_bytes bigint, crc32c bigint, codec text, key_id text);
+                                         stored_bytes bigint, crc32c bigint, codec text, key_id text,
+                                         bounds jsonb);
 $$;
 REVOKE EXECUTE ON FUNCTION offload.record_chunks(segment bigint, segment_epoch integer, chunks jsonb) FROM PUBLIC;
 
@@ -277,9 +266,9 @@ BEGIN
     seg_name := offload.segment_table_name(parent.relname, s.id);
     EXECUTE format(
       'CREATE FOREIGN TABLE %s.%I (CONSTRAINT %I CHECK (%s)%s) INHERITS (%s)
-         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+         %s',
       parent.relnamespace::regnamespace, seg_name, seg_name || '_range', offload.range_condition(s),
-      checks, s.table_id, reader_program, s.encoding);
+      checks, s.table_id, offload.segment_table_server(s, reader_program));
   ELSE
     SELECT * INTO heap FROM pg_class WHERE oid = s.partition_name::regclass;
     seg_name := offload.segment_table_name(heap.relname, s.id);
@@ -292,10 +281,10 @@ BEGIN
     EXECUTE format('ALTER TABLE %s OWNER TO %s', holder, heap.relowner::regrole);
     EXECUTE format(
       'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
-         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+         %s',
       parent.relnamespace::regnamespace, seg_name, holder,
       CASE WHEN checks = '' THEN '' ELSE '(' || substr(checks, 3) || ')' END,
-      s.partition_bound, reader_program, s.encoding);
+      s.partition_bound, offload.segment_table_server(s, reader_program));
     EXECUTE format('COMMENT ON TABLE %s IS %L', holder,
       format('pg-offload: partition %s of %s, offloaded as segment %s (foreign table %s.%I)',
              s.partition_name, s.table_id, s.id, parent.relnamespace::regnamespace, seg_name));

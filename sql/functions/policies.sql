@@ -28,7 +28,8 @@ CREATE OR REPLACE FUNCTION offload.define_policy(
   zone_map_columns text[] DEFAULT '{}',
   segment_bytes bigint DEFAULT NULL,
   chunk_bytes bigint DEFAULT NULL,
-  compression_level int DEFAULT NULL
+  compression_level int DEFAULT NULL,
+  reader text DEFAULT 'file_fdw'
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -71,6 +72,15 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: compression_level must be between 0 (none) and 22 (zstd maximum), got %', compression_level
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF reader IS NULL OR reader NOT IN ('file_fdw', 'postgres_fdw') THEN
+    RAISE EXCEPTION 'pg-offload: reader must be file_fdw or postgres_fdw, got %', coalesce(reader, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF reader = 'postgres_fdw' AND NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'postgres_fdw') THEN
+    RAISE EXCEPTION 'pg-offload: reader postgres_fdw needs the postgres_fdw extension, which this database lacks'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Install PostgreSQL''s contrib modules and run CREATE EXTENSION postgres_fdw as a superuser, or use reader => ''file_fdw''.';
+  END IF;
   IF EXISTS (SELECT FROM unnest(zone_map_columns) c WHERE c IS NULL OR c = '') THEN
     RAISE EXCEPTION 'pg-offload: zone_map_columns of policy "%" has an empty name', name
       USING ERRCODE = 'invalid_parameter_value';
@@ -80,9 +90,9 @@ BEGIN
       USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with offload.drop_policy().';
   END IF;
   INSERT INTO offload.policies (name, time_column, older_than, keep_last, idle_for, keep_hot_bytes,
-                                zone_map_columns, segment_bytes, chunk_bytes, compression_level)
+                                zone_map_columns, segment_bytes, chunk_bytes, compression_level, reader)
   VALUES (name, time_column, older_than, keep_last, idle_for, keep_hot_bytes,
-          coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level);
+          coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level, reader);
 END $$;
 
 CREATE OR REPLACE FUNCTION offload.drop_policy(name text) RETURNS void

@@ -370,7 +370,7 @@ BEGIN
   END IF;
   PERFORM offload.record_chunks(segment, new_epoch, chunks);
   UPDATE offload.chunks SET retired_at = now() WHERE segment_id = segment AND epoch = s.epoch;
-  EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET program %L)', s.segment_table, reader_program);
+  PERFORM offload.point_segment_table(s.segment_table, segment, new_epoch, reader_program);
   PERFORM offload.set_planner_rows(s.segment_table, new_rows);
   UPDATE offload.segments
      SET epoch = new_epoch, rows = new_rows,

@@ -39,6 +39,20 @@ COMMENT ON EXTENSION file_fdw IS 'foreign-data wrapper for flat file access';
 
 
 --
+-- Name: postgres_fdw; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS postgres_fdw WITH SCHEMA public;
+
+
+--
+-- Name: EXTENSION postgres_fdw; Type: COMMENT; Schema: -; Owner: 
+--
+
+COMMENT ON EXTENSION postgres_fdw IS 'foreign-data wrapper for remote PostgreSQL servers';
+
+
+--
 -- Name: abort_segment(bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -710,6 +724,30 @@ END $$;
 ALTER FUNCTION offload.check_type_change(s offload.segments, old_name text, cur jsonb) OWNER TO <installer>;
 
 --
+-- Name: chunk_bound_columns(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.chunk_bound_columns(rel regclass) RETURNS TABLE(name name, field integer, decode_as text, "collation" text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  SELECT a.attname, a.field, offload.decode_type(a.atttypid, a.atttypmod),
+         (SELECT format('%I.%I', n.nspname, c.collname) FROM pg_collation c
+            JOIN pg_namespace n ON n.oid = c.collnamespace WHERE c.oid = a.attcollation)
+    FROM (SELECT attname, atttypid, atttypmod, attcollation,
+                 (row_number() OVER (ORDER BY attnum))::int - 1 AS field
+            FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped) a
+    JOIN offload.attachments t ON t.table_id = rel
+    JOIN offload.policies p ON p.name = t.policy_name
+   WHERE p.reader = 'postgres_fdw'
+     AND (a.attname = p.time_column OR a.attname = ANY (p.zone_map_columns))
+   ORDER BY a.field;
+$$;
+
+
+ALTER FUNCTION offload.chunk_bound_columns(rel regclass) OWNER TO <installer>;
+
+--
 -- Name: column_changes(bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -934,9 +972,9 @@ BEGIN
     seg_name := offload.segment_table_name(parent.relname, s.id);
     EXECUTE format(
       'CREATE FOREIGN TABLE %s.%I (CONSTRAINT %I CHECK (%s)%s) INHERITS (%s)
-         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+         %s',
       parent.relnamespace::regnamespace, seg_name, seg_name || '_range', offload.range_condition(s),
-      checks, s.table_id, reader_program, s.encoding);
+      checks, s.table_id, offload.segment_table_server(s, reader_program));
   ELSE
     SELECT * INTO heap FROM pg_class WHERE oid = s.partition_name::regclass;
     seg_name := offload.segment_table_name(heap.relname, s.id);
@@ -949,10 +987,10 @@ BEGIN
     EXECUTE format('ALTER TABLE %s OWNER TO %s', holder, heap.relowner::regrole);
     EXECUTE format(
       'CREATE FOREIGN TABLE %s.%I PARTITION OF %s %s %s
-         SERVER pg_offload_reader OPTIONS (program %L, format ''text'', encoding %L)',
+         %s',
       parent.relnamespace::regnamespace, seg_name, holder,
       CASE WHEN checks = '' THEN '' ELSE '(' || substr(checks, 3) || ')' END,
-      s.partition_bound, reader_program, s.encoding);
+      s.partition_bound, offload.segment_table_server(s, reader_program));
     EXECUTE format('COMMENT ON TABLE %s IS %L', holder,
       format('pg-offload: partition %s of %s, offloaded as segment %s (foreign table %s.%I)',
              s.partition_name, s.table_id, s.id, parent.relnamespace::regnamespace, seg_name));
@@ -999,10 +1037,62 @@ END $$;
 ALTER FUNCTION offload.current_installation() OWNER TO <installer>;
 
 --
--- Name: define_policy(text, text, interval, bigint, interval, bigint, text[], bigint, bigint, integer); Type: FUNCTION; Schema: offload; Owner: <installer>
+-- Name: decodable_type(oid); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
-CREATE FUNCTION offload.define_policy(name text, time_column text, older_than interval DEFAULT NULL::interval, keep_last bigint DEFAULT NULL::bigint, idle_for interval DEFAULT NULL::interval, keep_hot_bytes bigint DEFAULT NULL::bigint, zone_map_columns text[] DEFAULT '{}'::text[], segment_bytes bigint DEFAULT NULL::bigint, chunk_bytes bigint DEFAULT NULL::bigint, compression_level integer DEFAULT NULL::integer) RETURNS void
+CREATE FUNCTION offload.decodable_type(typ oid) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  t pg_type%ROWTYPE;
+BEGIN
+  LOOP
+    SELECT * INTO STRICT t FROM pg_type WHERE oid = typ;
+    CASE
+      WHEN t.typtype = 'd' THEN typ := t.typbasetype;
+      WHEN t.typtype = 'c' THEN RETURN false;
+      WHEN t.typelem <> 0 AND t.typsubscript = 'array_subscript_handler'::regproc THEN typ := t.typelem;
+      WHEN t.typtype = 'r' THEN
+        SELECT rngsubtype INTO typ FROM pg_range WHERE rngtypid = t.oid;
+        IF (SELECT typtype FROM pg_type WHERE oid = typ) = 'd' THEN RETURN false; END IF;
+      WHEN t.typtype = 'm' THEN SELECT rngtypid INTO typ FROM pg_range WHERE rngmultitypid = t.oid;
+      ELSE RETURN true;
+    END CASE;
+  END LOOP;
+END $$;
+
+
+ALTER FUNCTION offload.decodable_type(typ oid) OWNER TO <installer>;
+
+--
+-- Name: decode_type(oid, integer); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.decode_type(typ oid, typmod integer) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  t pg_type%ROWTYPE;
+BEGIN
+  LOOP
+    SELECT * INTO STRICT t FROM pg_type WHERE oid = typ;
+    EXIT WHEN t.typtype <> 'd';
+    typ := t.typbasetype;
+    typmod := t.typtypmod;
+  END LOOP;
+  RETURN format_type(typ, typmod);
+END $$;
+
+
+ALTER FUNCTION offload.decode_type(typ oid, typmod integer) OWNER TO <installer>;
+
+--
+-- Name: define_policy(text, text, interval, bigint, interval, bigint, text[], bigint, bigint, integer, text); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.define_policy(name text, time_column text, older_than interval DEFAULT NULL::interval, keep_last bigint DEFAULT NULL::bigint, idle_for interval DEFAULT NULL::interval, keep_hot_bytes bigint DEFAULT NULL::bigint, zone_map_columns text[] DEFAULT '{}'::text[], segment_bytes bigint DEFAULT NULL::bigint, chunk_bytes bigint DEFAULT NULL::bigint, compression_level integer DEFAULT NULL::integer, reader text DEFAULT 'file_fdw'::text) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1046,6 +1136,15 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: compression_level must be between 0 (none) and 22 (zstd maximum), got %', compression_level
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF reader IS NULL OR reader NOT IN ('file_fdw', 'postgres_fdw') THEN
+    RAISE EXCEPTION 'pg-offload: reader must be file_fdw or postgres_fdw, got %', coalesce(reader, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF reader = 'postgres_fdw' AND NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'postgres_fdw') THEN
+    RAISE EXCEPTION 'pg-offload: reader postgres_fdw needs the postgres_fdw extension, which this database lacks'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Install PostgreSQL''s contrib modules and run CREATE EXTENSION postgres_fdw as a superuser, or use reader => ''file_fdw''.';
+  END IF;
   IF EXISTS (SELECT FROM unnest(zone_map_columns) c WHERE c IS NULL OR c = '') THEN
     RAISE EXCEPTION 'pg-offload: zone_map_columns of policy "%" has an empty name', name
       USING ERRCODE = 'invalid_parameter_value';
@@ -1055,13 +1154,13 @@ BEGIN
       USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with offload.drop_policy().';
   END IF;
   INSERT INTO offload.policies (name, time_column, older_than, keep_last, idle_for, keep_hot_bytes,
-                                zone_map_columns, segment_bytes, chunk_bytes, compression_level)
+                                zone_map_columns, segment_bytes, chunk_bytes, compression_level, reader)
   VALUES (name, time_column, older_than, keep_last, idle_for, keep_hot_bytes,
-          coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level);
+          coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level, reader);
 END $$;
 
 
-ALTER FUNCTION offload.define_policy(name text, time_column text, older_than interval, keep_last bigint, idle_for interval, keep_hot_bytes bigint, zone_map_columns text[], segment_bytes bigint, chunk_bytes bigint, compression_level integer) OWNER TO <installer>;
+ALTER FUNCTION offload.define_policy(name text, time_column text, older_than interval, keep_last bigint, idle_for interval, keep_hot_bytes bigint, zone_map_columns text[], segment_bytes bigint, chunk_bytes bigint, compression_level integer, reader text) OWNER TO <installer>;
 
 --
 -- Name: delete_cold(regclass, text); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2070,6 +2169,65 @@ END $$;
 ALTER FUNCTION offload.plan_offload(rel regclass, default_segment_bytes bigint) OWNER TO <installer>;
 
 --
+-- Name: point_remote_servers(); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.point_remote_servers() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  hosts text;
+  ports text;
+  r offload.remote_readers%ROWTYPE;
+  changed int := 0;
+BEGIN
+  SELECT string_agg(e.target -> 'sql' ->> 'host', ',' ORDER BY e.endpoint),
+         string_agg(e.target -> 'sql' ->> 'port', ',' ORDER BY e.endpoint)
+    INTO hosts, ports
+    FROM offload.read_endpoints e WHERE e.target ? 'sql';
+  IF hosts IS NULL THEN
+    RETURN 0;
+  END IF;
+  FOR r IN SELECT * FROM offload.remote_readers LOOP
+    IF NOT EXISTS (SELECT FROM pg_foreign_server fs WHERE fs.srvname = r.server
+                      AND fs.srvoptions @> ARRAY['host=' || hosts, 'port=' || ports]) THEN
+      EXECUTE format('ALTER SERVER %I OPTIONS (SET host %L, SET port %L)', r.server, hosts, ports);
+      changed := changed + 1;
+    END IF;
+  END LOOP;
+  RETURN changed;
+END $$;
+
+
+ALTER FUNCTION offload.point_remote_servers() OWNER TO <installer>;
+
+--
+-- Name: point_segment_table(regclass, bigint, integer, text); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.point_segment_table(segment_table regclass, segment bigint, epoch integer, program text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  wanted text;
+BEGIN
+  wanted := CASE WHEN offload.reads_remotely(segment_table)
+                 THEN 'table_name=' || offload.remote_relation_name(segment, epoch)
+                 ELSE 'program=' || program END;
+  IF EXISTS (SELECT FROM pg_foreign_table WHERE ftrelid = segment_table AND ftoptions @> ARRAY[wanted]) THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET %s %L)', segment_table,
+                 split_part(wanted, '=', 1), substr(wanted, strpos(wanted, '=') + 1));
+  RETURN true;
+END $$;
+
+
+ALTER FUNCTION offload.point_segment_table(segment_table regclass, segment bigint, epoch integer, program text) OWNER TO <installer>;
+
+--
 -- Name: attachments; Type: TABLE; Schema: offload; Owner: <installer>
 --
 
@@ -2204,6 +2362,18 @@ $$;
 ALTER FUNCTION offload.reads_as(from_type regtype, from_mod integer, to_type regtype, to_mod integer) OWNER TO <installer>;
 
 --
+-- Name: reads_remotely(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.reads_remotely(segment_table regclass) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (EXISTS (SELECT FROM ((pg_foreign_table ft JOIN pg_foreign_server fs ON ((fs.oid = ft.ftserver))) JOIN pg_foreign_data_wrapper w ON ((w.oid = fs.srvfdw))) WHERE ((ft.ftrelid = (reads_remotely.segment_table)::oid) AND (w.fdwname = 'postgres_fdw'::name))));
+
+
+ALTER FUNCTION offload.reads_remotely(segment_table regclass) OWNER TO <installer>;
+
+--
 -- Name: record_chunks(bigint, integer, jsonb); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2212,11 +2382,12 @@ CREATE FUNCTION offload.record_chunks(segment bigint, segment_epoch integer, chu
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   INSERT INTO offload.chunks (segment_id, epoch, seq, object_key, rows, raw_bytes, stored_bytes,
-                              crc32c, codec, key_id)
+                              crc32c, codec, key_id, bounds)
   SELECT segment, segment_epoch, c.seq, c.object_key, c.rows, c.raw_bytes, c.stored_bytes, c.crc32c,
-         c.codec, c.key_id
+         c.codec, c.key_id, c.bounds
     FROM jsonb_to_recordset(chunks) AS c(seq int, object_key text, rows bigint, raw_bytes bigint,
-                                         stored_bytes bigint, crc32c bigint, codec text, key_id text);
+                                         stored_bytes bigint, crc32c bigint, codec text, key_id text,
+                                         bounds jsonb);
 $$;
 
 
@@ -2334,6 +2505,124 @@ $$;
 ALTER FUNCTION offload.remember_columns(segment bigint) OWNER TO <installer>;
 
 --
+-- Name: remote_reader_login(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.remote_reader_login(rel regclass) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  r offload.remote_readers%ROWTYPE;
+  n bigint;
+BEGIN
+  IF offload.table_reader(rel) <> 'postgres_fdw' THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO r FROM offload.remote_readers WHERE table_id = rel;
+  IF FOUND THEN
+    RETURN r.login;
+  END IF;
+  PERFORM pg_advisory_xact_lock(1885826918, -3);  -- two bridges offloading one table at once
+  SELECT * INTO r FROM offload.remote_readers WHERE table_id = rel;
+  IF FOUND THEN
+    RETURN r.login;
+  END IF;
+  n := nextval('offload.remote_reader_ids');
+  r := ROW(rel, 'pg_offload_remote_' || n, 'pg_offload_table_' || n);
+  -- Where the bridges' SQL endpoints are is set by offload.point_remote_servers (below).
+  EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER postgres_fdw OPTIONS (%s)', r.server,
+                 offload.remote_server_options());
+  EXECUTE format('COMMENT ON SERVER %I IS %L', r.server,
+                 format('pg-offload: the bridges'' SQL endpoints, reading the cold rows of %s', rel));
+  INSERT INTO offload.remote_readers VALUES (r.*);
+  PERFORM offload.point_remote_servers();
+  RETURN r.login;
+END $$;
+
+
+ALTER FUNCTION offload.remote_reader_login(rel regclass) OWNER TO <installer>;
+
+--
+-- Name: remote_reader_table(text); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.remote_reader_table(login text) RETURNS TABLE(table_oid oid, table_name text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  SELECT r.table_id::oid, r.table_id::text FROM offload.remote_readers r WHERE r.login = remote_reader_table.login;
+$$;
+
+
+ALTER FUNCTION offload.remote_reader_table(login text) OWNER TO <installer>;
+
+--
+-- Name: remote_relation_name(bigint, integer); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.remote_relation_name(segment bigint, epoch integer) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN format('segment_%s_epoch_%s'::text, segment, epoch);
+
+
+ALTER FUNCTION offload.remote_relation_name(segment bigint, epoch integer) OWNER TO <installer>;
+
+--
+-- Name: remote_segment_shape(bigint, integer); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.remote_segment_shape(segment bigint, read_epoch integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  RETURN (SELECT jsonb_build_object(
+    'table_oid', s.table_id::oid, 'table', s.table_id::text, 'state', s.state,
+    'epoch_exists', EXISTS (SELECT FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch)
+                    OR (s.epoch = read_epoch AND s.rows = 0),
+    'read_plan', offload.segment_read_plan(segment, read_epoch),
+    'from_store', offload.segment_being_verified(segment),
+    'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                  'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                  'decodeAs', offload.decode_type(a.atttypid, a.atttypmod),
+                  'collation', (SELECT format('%I.%I', n.nspname, k.collname) FROM pg_collation k
+                                  JOIN pg_namespace n ON n.oid = k.collnamespace WHERE k.oid = a.attcollation),
+                  'decodable', offload.decodable_type(a.atttypid)) ORDER BY a.attnum), '[]')
+                  FROM pg_attribute a WHERE a.attrelid = s.segment_table AND a.attnum > 0 AND NOT a.attisdropped),
+    'chunks', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'seq', c.seq, 'object_key', c.object_key, 'rows', c.rows, 'raw_bytes', c.raw_bytes,
+                 'stored_bytes', c.stored_bytes,
+                 'bounds', (SELECT jsonb_object_agg(a.attname, c.bounds -> (f.ord - 1)::text)
+                              FROM offload.segment_layouts l
+                              CROSS JOIN LATERAL jsonb_array_elements(l.fields) WITH ORDINALITY AS f(field, ord)
+                              JOIN pg_attribute a ON a.attrelid = s.segment_table AND a.attname = f.field ->> 'name'
+                                                 AND NOT a.attisdropped
+                                                 AND format_type(a.atttypid, NULL) = format_type((f.field ->> 'type')::regtype, NULL)
+                                                 AND a.atttypmod = (f.field ->> 'typmod')::int
+                             WHERE l.segment_id = s.id AND l.epoch = read_epoch AND c.bounds ? (f.ord - 1)::text))
+                 ORDER BY c.seq), '[]')
+                 FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch))
+    FROM offload.segments s WHERE s.id = segment);
+END $$;
+
+
+ALTER FUNCTION offload.remote_segment_shape(segment bigint, read_epoch integer) OWNER TO <installer>;
+
+--
+-- Name: remote_server_options(); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.remote_server_options() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN concat_ws(', '::text, 'dbname ''pg-offload''', 'host ''localhost''', 'port ''1''', 'fetch_size ''1000''', CASE WHEN ((current_setting('server_version_num'::text))::integer >= 160000) THEN 'analyze_sampling ''off'''::text ELSE NULL::text END);
+
+
+ALTER FUNCTION offload.remote_server_options() OWNER TO <installer>;
+
+--
 -- Name: repoint_segment(bigint, integer, text); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2347,7 +2636,8 @@ DECLARE
 BEGIN
   SELECT s.segment_table INTO seg_table FROM offload.segments s
    WHERE s.id = segment AND s.state = 'committed' AND s.epoch = expected_epoch;
-  IF seg_table IS NULL OR EXISTS (SELECT FROM pg_foreign_table ft WHERE ft.ftrelid = seg_table
+  IF seg_table IS NULL OR offload.reads_remotely(seg_table)  -- its relation name holds no endpoint
+     OR EXISTS (SELECT FROM pg_foreign_table ft WHERE ft.ftrelid = seg_table
                                      AND ft.ftoptions @> ARRAY['program=' || program]) THEN
     RETURN false;
   END IF;
@@ -2770,6 +3060,33 @@ END $$;
 ALTER FUNCTION offload.segment_table_name(parent name, segment bigint) OWNER TO <installer>;
 
 --
+-- Name: segment_table_server(offload.segments, text); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.segment_table_server(s offload.segments, reader_program text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  remote name;
+BEGIN
+  IF offload.table_reader(s.table_id) = 'postgres_fdw' THEN
+    SELECT r.server INTO remote FROM offload.remote_readers r WHERE r.table_id = s.table_id;
+    IF remote IS NULL THEN
+      RAISE EXCEPTION 'pg-offload: table % has no remote reader server yet', s.table_id
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN format('SERVER %I OPTIONS (schema_name %L, table_name %L)', remote, 'pg_offload',
+                  offload.remote_relation_name(s.id, s.epoch));
+  END IF;
+  RETURN format('SERVER pg_offload_reader OPTIONS (program %L, format %L, encoding %L)',
+                reader_program, 'text', s.encoding);
+END $$;
+
+
+ALTER FUNCTION offload.segment_table_server(s offload.segments, reader_program text) OWNER TO <installer>;
+
+--
 -- Name: segment_zone_map(bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2834,24 +3151,30 @@ END $$;
 ALTER FUNCTION offload.set_planner_rows(segment_table regclass, row_count bigint) OWNER TO <installer>;
 
 --
--- Name: set_reader_program(regclass, text); Type: FUNCTION; Schema: offload; Owner: <installer>
+-- Name: set_remote_reader_password(regclass, text); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
-CREATE FUNCTION offload.set_reader_program(segment_table regclass, program text) RETURNS boolean
+CREATE FUNCTION offload.set_remote_reader_password(rel regclass, password text) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+  r offload.remote_readers%ROWTYPE;
 BEGIN
-  IF EXISTS (SELECT FROM pg_foreign_table WHERE ftrelid = segment_table
-             AND ftoptions @> ARRAY['program=' || program]) THEN
-    RETURN false;
+  SELECT * INTO STRICT r FROM offload.remote_readers WHERE table_id = rel;
+  IF EXISTS (SELECT FROM pg_user_mappings m WHERE m.srvname = r.server AND m.usename = 'public'
+                AND m.umoptions @> ARRAY['user=' || r.login, 'password=' || password]) THEN
+    RETURN;
   END IF;
-  EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET program %L)', segment_table, program);
-  RETURN true;
+  IF EXISTS (SELECT FROM pg_user_mappings m WHERE m.srvname = r.server AND m.usename = 'public') THEN
+    EXECUTE format('DROP USER MAPPING FOR PUBLIC SERVER %I', r.server);
+  END IF;
+  EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER %I OPTIONS (user %L, password %L)',
+                 r.server, r.login, password);
 END $$;
 
 
-ALTER FUNCTION offload.set_reader_program(segment_table regclass, program text) OWNER TO <installer>;
+ALTER FUNCTION offload.set_remote_reader_password(rel regclass, password text) OWNER TO <installer>;
 
 --
 -- Name: set_user_hooks(regclass, jsonb, boolean); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2931,7 +3254,7 @@ BEGIN
   END IF;
   PERFORM offload.record_chunks(segment, new_epoch, chunks);
   UPDATE offload.chunks SET retired_at = now() WHERE segment_id = segment AND epoch = s.epoch;
-  EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET program %L)', s.segment_table, reader_program);
+  PERFORM offload.point_segment_table(s.segment_table, segment, new_epoch, reader_program);
   PERFORM offload.set_planner_rows(s.segment_table, new_rows);
   UPDATE offload.segments
      SET epoch = new_epoch, rows = new_rows,
@@ -2943,6 +3266,59 @@ END $$;
 
 
 ALTER FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) OWNER TO <installer>;
+
+--
+-- Name: policies; Type: TABLE; Schema: offload; Owner: <installer>
+--
+
+CREATE TABLE offload.policies (
+    name text NOT NULL,
+    time_column text NOT NULL,
+    older_than interval,
+    keep_last bigint,
+    owner name DEFAULT CURRENT_USER NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    idle_for interval,
+    keep_hot_bytes bigint,
+    zone_map_columns name[] DEFAULT '{}'::name[] NOT NULL,
+    segment_bytes bigint,
+    chunk_bytes bigint,
+    compression_level integer,
+    reader text DEFAULT 'file_fdw'::text NOT NULL,
+    CONSTRAINT policies_chunk_bytes_check CHECK (((chunk_bytes >= 4096) AND (chunk_bytes <= 268435456))),
+    CONSTRAINT policies_compression_level_check CHECK (((compression_level >= 0) AND (compression_level <= 22))),
+    CONSTRAINT policies_idle_for_check CHECK ((idle_for > '00:00:00'::interval)),
+    CONSTRAINT policies_keep_hot_bytes_check CHECK ((keep_hot_bytes >= 0)),
+    CONSTRAINT policies_keep_last_check CHECK ((keep_last > 0)),
+    CONSTRAINT policies_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT policies_older_than_check CHECK ((older_than > '00:00:00'::interval)),
+    CONSTRAINT policies_one_rule CHECK ((num_nonnulls(older_than, keep_last, idle_for, keep_hot_bytes) = 1)),
+    CONSTRAINT policies_reader_check CHECK ((reader = ANY (ARRAY['file_fdw'::text, 'postgres_fdw'::text]))),
+    CONSTRAINT policies_segment_bytes_check CHECK ((segment_bytes >= 65536)),
+    CONSTRAINT policies_time_column_check CHECK ((time_column <> ''::text))
+);
+
+
+ALTER TABLE offload.policies OWNER TO <installer>;
+
+--
+-- Name: COLUMN policies.reader; Type: COMMENT; Schema: offload; Owner: <installer>
+--
+
+COMMENT ON COLUMN offload.policies.reader IS 'pg-offload: how segment tables of the tables under this policy read their rows: file_fdw (a program) or postgres_fdw (the bridge as a server)';
+
+
+--
+-- Name: table_reader(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.table_reader(rel regclass) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN COALESCE((SELECT p.reader FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (table_reader.rel)::oid)), 'file_fdw'::text);
+
+
+ALTER FUNCTION offload.table_reader(rel regclass) OWNER TO <installer>;
 
 --
 -- Name: truncate(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -3116,6 +3492,7 @@ CREATE TABLE offload.chunks (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     retired_at timestamp with time zone,
     key_id text,
+    bounds jsonb,
     CONSTRAINT chunks_key_id_check CHECK ((key_id ~ '^[0-9a-f]{8}$'::text))
 );
 
@@ -3231,38 +3608,6 @@ CREATE TABLE offload.migrations (
 ALTER TABLE offload.migrations OWNER TO <installer>;
 
 --
--- Name: policies; Type: TABLE; Schema: offload; Owner: <installer>
---
-
-CREATE TABLE offload.policies (
-    name text NOT NULL,
-    time_column text NOT NULL,
-    older_than interval,
-    keep_last bigint,
-    owner name DEFAULT CURRENT_USER NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    idle_for interval,
-    keep_hot_bytes bigint,
-    zone_map_columns name[] DEFAULT '{}'::name[] NOT NULL,
-    segment_bytes bigint,
-    chunk_bytes bigint,
-    compression_level integer,
-    CONSTRAINT policies_chunk_bytes_check CHECK (((chunk_bytes >= 4096) AND (chunk_bytes <= 268435456))),
-    CONSTRAINT policies_compression_level_check CHECK (((compression_level >= 0) AND (compression_level <= 22))),
-    CONSTRAINT policies_idle_for_check CHECK ((idle_for > '00:00:00'::interval)),
-    CONSTRAINT policies_keep_hot_bytes_check CHECK ((keep_hot_bytes >= 0)),
-    CONSTRAINT policies_keep_last_check CHECK ((keep_last > 0)),
-    CONSTRAINT policies_name_check CHECK ((name <> ''::text)),
-    CONSTRAINT policies_older_than_check CHECK ((older_than > '00:00:00'::interval)),
-    CONSTRAINT policies_one_rule CHECK ((num_nonnulls(older_than, keep_last, idle_for, keep_hot_bytes) = 1)),
-    CONSTRAINT policies_segment_bytes_check CHECK ((segment_bytes >= 65536)),
-    CONSTRAINT policies_time_column_check CHECK ((time_column <> ''::text))
-);
-
-
-ALTER TABLE offload.policies OWNER TO <installer>;
-
---
 -- Name: read_endpoints; Type: TABLE; Schema: offload; Owner: <installer>
 --
 
@@ -3277,6 +3622,40 @@ CREATE TABLE offload.read_endpoints (
 
 
 ALTER TABLE offload.read_endpoints OWNER TO <installer>;
+
+--
+-- Name: remote_reader_ids; Type: SEQUENCE; Schema: offload; Owner: <installer>
+--
+
+CREATE SEQUENCE offload.remote_reader_ids
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+ALTER TABLE offload.remote_reader_ids OWNER TO <installer>;
+
+--
+-- Name: remote_readers; Type: TABLE; Schema: offload; Owner: <installer>
+--
+
+CREATE TABLE offload.remote_readers (
+    table_id regclass NOT NULL,
+    server name NOT NULL,
+    login text NOT NULL
+);
+
+
+ALTER TABLE offload.remote_readers OWNER TO <installer>;
+
+--
+-- Name: TABLE remote_readers; Type: COMMENT; Schema: offload; Owner: <installer>
+--
+
+COMMENT ON TABLE offload.remote_readers IS 'pg-offload: the postgres_fdw server and bridge login of each table read through the bridge''s SQL endpoint';
+
 
 --
 -- Name: rewritten_segments; Type: TABLE; Schema: offload; Owner: <installer>
@@ -3478,6 +3857,30 @@ ALTER TABLE ONLY offload.policies
 
 ALTER TABLE ONLY offload.read_endpoints
     ADD CONSTRAINT read_endpoints_pkey PRIMARY KEY (endpoint);
+
+
+--
+-- Name: remote_readers remote_readers_login_key; Type: CONSTRAINT; Schema: offload; Owner: <installer>
+--
+
+ALTER TABLE ONLY offload.remote_readers
+    ADD CONSTRAINT remote_readers_login_key UNIQUE (login);
+
+
+--
+-- Name: remote_readers remote_readers_pkey; Type: CONSTRAINT; Schema: offload; Owner: <installer>
+--
+
+ALTER TABLE ONLY offload.remote_readers
+    ADD CONSTRAINT remote_readers_pkey PRIMARY KEY (table_id);
+
+
+--
+-- Name: remote_readers remote_readers_server_key; Type: CONSTRAINT; Schema: offload; Owner: <installer>
+--
+
+ALTER TABLE ONLY offload.remote_readers
+    ADD CONSTRAINT remote_readers_server_key UNIQUE (server);
 
 
 --
@@ -3717,6 +4120,12 @@ CREATE POLICY read_own ON offload.segments FOR SELECT USING (offload.owns_table(
 
 
 --
+-- Name: remote_readers; Type: ROW SECURITY; Schema: offload; Owner: <installer>
+--
+
+ALTER TABLE offload.remote_readers ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: rewritten_segments; Type: ROW SECURITY; Schema: offload; Owner: <installer>
 --
 
@@ -3760,6 +4169,13 @@ REVOKE ALL ON FUNCTION offload.begin_segment(job bigint, rel regclass, lo text, 
 --
 
 GRANT SELECT ON TABLE offload.segments TO PUBLIC;
+
+
+--
+-- Name: FUNCTION chunk_bound_columns(rel regclass); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.chunk_bound_columns(rel regclass) FROM PUBLIC;
 
 
 --
@@ -3861,6 +4277,20 @@ REVOKE ALL ON FUNCTION offload.plan_offload(rel regclass, default_segment_bytes 
 
 
 --
+-- Name: FUNCTION point_remote_servers(); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.point_remote_servers() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION point_segment_table(segment_table regclass, segment bigint, epoch integer, program text); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.point_segment_table(segment_table regclass, segment bigint, epoch integer, program text) FROM PUBLIC;
+
+
+--
 -- Name: TABLE attachments; Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -3900,6 +4330,27 @@ REVOKE ALL ON FUNCTION offload.register_read_endpoint(endpoint text, target json
 --
 
 REVOKE ALL ON FUNCTION offload.remember_columns(segment bigint) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION remote_reader_login(rel regclass); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.remote_reader_login(rel regclass) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION remote_reader_table(login text); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.remote_reader_table(login text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION remote_segment_shape(segment bigint, read_epoch integer); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.remote_segment_shape(segment bigint, read_epoch integer) FROM PUBLIC;
 
 
 --
@@ -3945,6 +4396,13 @@ REVOKE ALL ON FUNCTION offload.segment_lock_statement(segment bigint) FROM PUBLI
 
 
 --
+-- Name: FUNCTION segment_table_server(s offload.segments, reader_program text); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.segment_table_server(s offload.segments, reader_program text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION segment_zone_map(segment bigint); Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -3959,10 +4417,10 @@ REVOKE ALL ON FUNCTION offload.set_planner_rows(segment_table regclass, row_coun
 
 
 --
--- Name: FUNCTION set_reader_program(segment_table regclass, program text); Type: ACL; Schema: offload; Owner: <installer>
+-- Name: FUNCTION set_remote_reader_password(rel regclass, password text); Type: ACL; Schema: offload; Owner: <installer>
 --
 
-REVOKE ALL ON FUNCTION offload.set_reader_program(segment_table regclass, program text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION offload.set_remote_reader_password(rel regclass, password text) FROM PUBLIC;
 
 
 --
@@ -3977,6 +4435,13 @@ REVOKE ALL ON FUNCTION offload.swap_rewritten_segment(job bigint, segment bigint
 --
 
 REVOKE ALL ON FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) FROM PUBLIC;
+
+
+--
+-- Name: TABLE policies; Type: ACL; Schema: offload; Owner: <installer>
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE offload.policies TO PUBLIC;
 
 
 --
@@ -4019,13 +4484,6 @@ GRANT USAGE ON SEQUENCE offload.jobs_id_seq TO PUBLIC;
 --
 
 GRANT SELECT ON TABLE offload.migrations TO PUBLIC;
-
-
---
--- Name: TABLE policies; Type: ACL; Schema: offload; Owner: <installer>
---
-
-GRANT SELECT,INSERT,DELETE ON TABLE offload.policies TO PUBLIC;
 
 
 --
