@@ -29,7 +29,7 @@ CREATE OR REPLACE FUNCTION offload.define_policy(
   segment_bytes bigint DEFAULT NULL,
   chunk_bytes bigint DEFAULT NULL,
   compression_level int DEFAULT NULL,
-  reader text DEFAULT 'file_fdw'
+  reader text DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -72,8 +72,8 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: compression_level must be between 0 (none) and 22 (zstd maximum), got %', compression_level
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF reader IS NULL OR reader NOT IN ('file_fdw', 'postgres_fdw') THEN
-    RAISE EXCEPTION 'pg-offload: reader must be file_fdw or postgres_fdw, got %', coalesce(reader, 'NULL')
+  IF reader NOT IN ('file_fdw', 'postgres_fdw') THEN
+    RAISE EXCEPTION 'pg-offload: reader must be file_fdw or postgres_fdw, got %', reader
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF reader = 'postgres_fdw' AND NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'postgres_fdw') THEN

@@ -117,11 +117,16 @@ CREATE OR REPLACE FUNCTION offload.remote_relation_name(segment bigint, epoch in
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN format('segment_%s_epoch_%s', segment, epoch);
 
--- The policy reader of a table: file_fdw unless its policy says postgres_fdw.
+-- The reader new segment tables of a table get: its policy's, else the database's default (the
+-- pg_offload.reader setting, e.g. ALTER DATABASE ... SET pg_offload.reader = 'postgres_fdw'),
+-- else file_fdw. Segment tables made earlier keep theirs.
 CREATE OR REPLACE FUNCTION offload.table_reader(rel regclass) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN coalesce((SELECT p.reader FROM offload.attachments a JOIN offload.policies p ON p.name = a.policy_name
-                  WHERE a.table_id = rel), 'file_fdw');
+                  WHERE a.table_id = rel),
+                CASE WHEN current_setting('pg_offload.reader', true) IN ('file_fdw', 'postgres_fdw')
+                     THEN current_setting('pg_offload.reader', true) END,
+                'file_fdw');
 
 -- SERVER ... OPTIONS (...) of a new segment table: the file reader's program, or the table's
 -- postgres_fdw server and the relation its rows are read from.
@@ -302,7 +307,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
             FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped) a
     JOIN offload.attachments t ON t.table_id = rel
     JOIN offload.policies p ON p.name = t.policy_name
-   WHERE p.reader = 'postgres_fdw'
+   WHERE offload.table_reader(rel) = 'postgres_fdw'
      AND (a.attname = p.time_column OR a.attname = ANY (p.zone_map_columns))
    ORDER BY a.field;
 $$;

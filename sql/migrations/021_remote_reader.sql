@@ -12,10 +12,9 @@ BEGIN
 END $$;
 
 ALTER TABLE offload.policies
-  ADD COLUMN reader text NOT NULL DEFAULT 'file_fdw'
-  CONSTRAINT policies_reader_check CHECK (reader IN ('file_fdw', 'postgres_fdw'));
+  ADD COLUMN reader text CONSTRAINT policies_reader_check CHECK (reader IN ('file_fdw', 'postgres_fdw'));
 COMMENT ON COLUMN offload.policies.reader IS
-  'pg-offload: how segment tables of the tables under this policy read their rows: file_fdw (a program) or postgres_fdw (the bridge as a server)';
+  'pg-offload: how new segment tables of the tables under this policy read their rows: file_fdw (a program) or postgres_fdw (the bridge as a server); NULL: the database''s pg_offload.reader setting, else file_fdw';
 
 -- Exact bounds of the key and zone-map columns over each chunk's rows, {"field": [min, max]} by
 -- the column's place among the epoch's stored fields (non-null values; a column whose values are

@@ -36,8 +36,14 @@ export interface OffloadWay {
 }
 
 export const OFFLOAD_WAYS: readonly OffloadWay[] = [
-  {
-    name: "file_fdw",
+  offloadThrough("file_fdw"),
+  offloadThrough("postgres_fdw"),
+];
+
+/** Offloads through a bridge, with segment tables that read through `reader`. */
+function offloadThrough(reader: "file_fdw" | "postgres_fdw"): OffloadWay {
+  return {
+    name: reader,
     async offload(db, tables) {
       const store = await testStoreConfig("local");
       let bridge: RunningBridge | undefined;
@@ -46,6 +52,8 @@ export const OFFLOAD_WAYS: readonly OffloadWay[] = [
         await store.cleanup();
       };
       try {
+        // Before the bridge connects: its sessions make the segment tables.
+        await db.pool.query(`ALTER DATABASE ${db.name} SET pg_offload.reader = '${reader}'`);
         // Small segments: several per table, so CHECK constraints (zone maps) prune some.
         bridge = await startTestBridge(db.url, store.config, {
           overrides: { segmentTargetBytes: 256 * 1024, chunkBytes: 32 * 1024 },
@@ -62,8 +70,8 @@ export const OFFLOAD_WAYS: readonly OffloadWay[] = [
       }
       return { stop };
     },
-  },
-];
+  };
+}
 
 /**
  * Loads the fixture as `awkward`, copies it as the reference and as a partitioned table, and
