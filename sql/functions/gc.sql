@@ -15,6 +15,20 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.gc_prepare(lease interval) FROM PUBLIC;
 
+-- The postgres_fdw servers of dropped tables go, with their user mappings.
+CREATE OR REPLACE FUNCTION offload.forget_remote_readers() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r offload.remote_readers%ROWTYPE;
+BEGIN
+  FOR r IN SELECT * FROM offload.remote_readers rr
+            WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = rr.table_id) LOOP
+    EXECUTE format('DROP SERVER IF EXISTS %I CASCADE', r.server);
+    DELETE FROM offload.remote_readers WHERE server = r.server;
+  END LOOP;
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.forget_remote_readers() FROM PUBLIC;
+
 -- Epochs whose chunks garbage collection has forgotten need no layout either.
 CREATE OR REPLACE FUNCTION offload.gc_forget(grace interval, collected_segments bigint[]) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -27,6 +41,7 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   DELETE FROM offload.segment_layouts l USING offload.segments s
    WHERE s.id = l.segment_id AND l.epoch <> s.epoch
      AND NOT EXISTS (SELECT FROM offload.chunks c WHERE c.segment_id = l.segment_id AND c.epoch = l.epoch);
+  SELECT offload.forget_remote_readers();
 $$;
 REVOKE EXECUTE ON FUNCTION offload.gc_forget(grace interval, collected_segments bigint[]) FROM PUBLIC;
 
