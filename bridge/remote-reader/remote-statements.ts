@@ -41,13 +41,7 @@ export type Statement =
   | { kind: "relation-info"; text: string; relation: RemoteRelationName; columns: string[] };
 
 export type TransactionAction =
-  | "begin"
-  | "start"
-  | "commit"
-  | "rollback"
-  | "savepoint"
-  | "release"
-  | "rollback-to";
+  "begin" | "start" | "commit" | "rollback" | "savepoint" | "release" | "rollback-to";
 
 /** The beginning of a statement, for messages (never the whole of a long one). */
 export function excerpt(text: string): string {
@@ -246,7 +240,10 @@ function fetch(body: Node, text: string): Statement {
     return { kind: "fetch", text, cursor, count: all ? "all" : howMany, move };
   }
   // A rewind: MOVE BACKWARD ALL (postgres_fdw's rescan), or ABSOLUTE 0.
-  if ((direction === "FETCH_BACKWARD" && all) || (direction === "FETCH_ABSOLUTE" && howMany === 0)) {
+  if (
+    (direction === "FETCH_BACKWARD" && all) ||
+    (direction === "FETCH_ABSOLUTE" && howMany === 0)
+  ) {
     return { kind: "rewind", text, cursor, move };
   }
   throw new ColdReadError(
@@ -308,7 +305,12 @@ function catalogQuery(body: Node, text: string): Statement | undefined {
       const args = Array.isArray(call.args) ? call.args : [];
       const relation = regclassLiteral(args[0]);
       const blockSize = Number(constantText(division!.rexpr));
-      if (fn[fn.length - 1] === "pg_relation_size" && args.length === 1 && relation && blockSize > 0) {
+      if (
+        fn[fn.length - 1] === "pg_relation_size" &&
+        args.length === 1 &&
+        relation &&
+        blockSize > 0
+      ) {
         return { kind: "relation-pages", text, relation, blockSize };
       }
     }

@@ -13,7 +13,8 @@ export class ScramProtocolError extends Error {
   override readonly name = "ScramProtocolError";
 }
 
-const hmac = (key: Buffer, data: string | Buffer) => createHmac("sha256", key).update(data).digest();
+const hmac = (key: Buffer, data: string | Buffer) =>
+  createHmac("sha256", key).update(data).digest();
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest();
 
 function attributes(text: string): Map<string, string> {

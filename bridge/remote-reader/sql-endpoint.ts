@@ -331,7 +331,8 @@ class Session {
   private fail(thrown: unknown, statement?: string): void {
     const error = toError(thrown);
     let sqlState = "XX000";
-    if (error instanceof ColdReadError || error instanceof StatementError) sqlState = error.sqlState;
+    if (error instanceof ColdReadError || error instanceof StatementError)
+      sqlState = error.sqlState;
     else if (error instanceof CancelledError) sqlState = error.sqlState;
     if (sqlState === "XX000") {
       this.log.error("a statement of the SQL endpoint failed", {
@@ -376,7 +377,10 @@ class Session {
     }
     const statements = await parseStatements(text);
     if (statements.length > 1) {
-      throw new StatementError("cannot insert multiple commands into a prepared statement", "42601");
+      throw new StatementError(
+        "cannot insert multiple commands into a prepared statement",
+        "42601",
+      );
     }
     const statement = statements[0];
     if (statement) this.refuseWhenFailed(statement);
@@ -415,7 +419,8 @@ class Session {
     }
     const existing = this.portals.get(portalName);
     if (existing) {
-      if (portalName !== "") throw new StatementError(`portal "${portalName}" already exists`, "42P03");
+      if (portalName !== "")
+        throw new StatementError(`portal "${portalName}" already exists`, "42P03");
       await this.dropPortal(portalName);
     }
     if (this.portals.size >= MAX_OBJECTS) {
@@ -430,7 +435,8 @@ class Session {
     const name = fields.cstring();
     if (what === "S") {
       const prepared = this.prepared.get(name);
-      if (!prepared) throw new StatementError(`prepared statement "${name}" does not exist`, "26000");
+      if (!prepared)
+        throw new StatementError(`prepared statement "${name}" does not exist`, "26000");
       // Unspecified parameter types are described as text, in which they are sent.
       this.out.send(wire.parameterDescription(prepared.paramTypes.map((t) => t || 25)));
       const columns = this.columnsWithoutRunning(prepared.statement);
@@ -571,7 +577,10 @@ class Session {
         return this.transaction(statement);
       case "declare": {
         if (this.status === "I") {
-          throw new StatementError("DECLARE CURSOR can only be used in transaction blocks", "25P01");
+          throw new StatementError(
+            "DECLARE CURSOR can only be used in transaction blocks",
+            "25P01",
+          );
         }
         if (this.cursors.has(statement.cursor)) {
           throw new StatementError(`cursor "${statement.cursor}" already exists`, "42P03");
@@ -629,7 +638,10 @@ class Session {
           return;
         }
         if (!this.prepared.delete(statement.name)) {
-          throw new StatementError(`prepared statement "${statement.name}" does not exist`, "26000");
+          throw new StatementError(
+            `prepared statement "${statement.name}" does not exist`,
+            "26000",
+          );
         }
         this.out.send(wire.commandComplete("DEALLOCATE"));
         return;
@@ -691,9 +703,7 @@ class Session {
     this.out.send(wire.commandComplete(statement.value === undefined ? "RESET" : "SET"));
   }
 
-  private async transaction(
-    statement: Extract<Statement, { kind: "transaction" }>,
-  ): Promise<void> {
+  private async transaction(statement: Extract<Statement, { kind: "transaction" }>): Promise<void> {
     const inBlock = this.status !== "I";
     switch (statement.action) {
       case "begin":
@@ -702,7 +712,9 @@ class Session {
           this.status = "T";
           this.transactionSettings = new Map(this.settings);
         }
-        this.out.send(wire.commandComplete(statement.action === "begin" ? "BEGIN" : "START TRANSACTION"));
+        this.out.send(
+          wire.commandComplete(statement.action === "begin" ? "BEGIN" : "START TRANSACTION"),
+        );
         return;
       case "commit":
       case "rollback": {
@@ -726,13 +738,15 @@ class Session {
       case "release":
       case "rollback-to": {
         const verb = statement.action === "release" ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT";
-        if (!inBlock) throw new StatementError(`${verb} can only be used in transaction blocks`, "25P01");
+        if (!inBlock)
+          throw new StatementError(`${verb} can only be used in transaction blocks`, "25P01");
         const at = this.savepoints.map((s) => s.name).lastIndexOf(statement.savepoint ?? "");
         if (at < 0) {
           throw new StatementError(`savepoint "${statement.savepoint}" does not exist`, "3B001");
         }
         if (statement.action === "release") {
-          if (this.status === "E") throw new StatementError("current transaction is aborted", "25P02");
+          if (this.status === "E")
+            throw new StatementError("current transaction is aborted", "25P02");
           this.savepoints.length = at;
           this.out.send(wire.commandComplete("RELEASE"));
           return;
@@ -938,7 +952,9 @@ export class SqlEndpoint {
     this.serverVersion = options.serverVersion ?? "18.0";
     this.maxConnections = options.maxConnections ?? 100;
     this.server = createServer((socket) => this.accept(socket));
-    this.server.on("error", (error) => this.log.error("the SQL endpoint's listener failed", { error }));
+    this.server.on("error", (error) =>
+      this.log.error("the SQL endpoint's listener failed", { error }),
+    );
   }
 
   async listenOnTcp(host: string, port: number): Promise<AddressInfo> {
@@ -1003,7 +1019,10 @@ export class SqlEndpoint {
           }
           reader.detach();
           stream.write("S");
-          const secure = new TLSSocket(socket, { isServer: true, secureContext: this.secureContext });
+          const secure = new TLSSocket(socket, {
+            isServer: true,
+            secureContext: this.secureContext,
+          });
           secure.on("error", (error) => this.log.info("SQL endpoint TLS error", { error }));
           await Promise.race([
             once(secure, "secure"),
@@ -1039,7 +1058,10 @@ export class SqlEndpoint {
       }
       const encoding = parameters.get("client_encoding");
       if (encoding && !/^(utf-?8|unicode)$/i.test(encoding)) {
-        return await fatal("0A000", `pg-offload: the cold reader speaks UTF8 only, not ${encoding}`);
+        return await fatal(
+          "0A000",
+          `pg-offload: the cold reader speaks UTF8 only, not ${encoding}`,
+        );
       }
       if (this.sessions.size >= this.maxConnections) {
         return await fatal("53300", "sorry, too many clients already");
@@ -1154,7 +1176,13 @@ export class SqlEndpoint {
     } catch (error) {
       if (error instanceof ProtocolError) {
         log.warn("SQL endpoint client broke the protocol", { error });
-        out.send(wire.errorResponse({ severity: "FATAL", sqlState: error.sqlState, message: error.message }));
+        out.send(
+          wire.errorResponse({
+            severity: "FATAL",
+            sqlState: error.sqlState,
+            message: error.message,
+          }),
+        );
         await out.flush();
         return;
       }

@@ -59,7 +59,10 @@ export const backendKeyData = (pid: number, secret: number): Buffer =>
 
 /** The protocol version the client asked for is newer than 3.0, or it sent _pq_ options. */
 export const negotiateProtocolVersion = (minor: number, unrecognized: string[]): Buffer =>
-  message("v", Buffer.concat([int32(minor), int32(unrecognized.length), ...unrecognized.map(cstring)]));
+  message(
+    "v",
+    Buffer.concat([int32(minor), int32(unrecognized.length), ...unrecognized.map(cstring)]),
+  );
 
 export type TransactionStatus = "I" | "T" | "E";
 

@@ -85,7 +85,13 @@ class TestColdData implements ColdData {
       rows = rows.filter((r) => (column === "id" ? r[0] : r[1]) === value);
     }
     if (tree.limitCount) rows = rows.slice(0, Number(valueOf(tree.limitCount as Node, [])));
-    const served: Served = { query, settings: new Map(settings), signal, yielded: 0, finished: false };
+    const served: Served = {
+      query,
+      settings: new Map(settings),
+      signal,
+      yielded: 0,
+      finished: false,
+    };
     this.served.push(served);
     const slow = from.relname === "slow";
     async function* generate() {
@@ -201,7 +207,9 @@ describe("the SQL endpoint through postgres_fdw", () => {
 
   it("serves a parameterized nested-loop join with rescans", async () => {
     cold.served = [];
-    await reader.query("SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off");
+    await reader.query(
+      "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off",
+    );
     try {
       // Parameterized paths need use_remote_estimate (postgres_fdw has no other estimate of them).
       const join = "SELECT l.id, ft_est.s FROM l JOIN ft_est ON ft_est.id = l.id";
@@ -227,7 +235,9 @@ describe("the SQL endpoint through postgres_fdw", () => {
 
   it("rescans an unparameterized inner foreign scan", async () => {
     cold.served = [];
-    await reader.query("SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off");
+    await reader.query(
+      "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off",
+    );
     try {
       const { rows } = await reader.query(
         "SELECT l.id, ft.id AS fid FROM l, ft WHERE ft.id + l.id = 9 ORDER BY l.id",
