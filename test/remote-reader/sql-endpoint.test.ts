@@ -362,6 +362,38 @@ describe("the SQL endpoint to a direct client", () => {
     }
   });
 
+  it("serves cursors: FETCH, MOVE BACKWARD ALL, savepoints, CLOSE", async () => {
+    const c = client();
+    await c.connect();
+    try {
+      await c.query("START TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+      await c.query("DECLARE c1 CURSOR FOR SELECT id, s FROM public.t");
+      const first = await c.query("FETCH 2 FROM c1");
+      expect(first.rows).toEqual([
+        { id: 1, s: "one" },
+        { id: 2, s: null },
+      ]);
+      expect(first.command).toBe("FETCH");
+      await c.query("MOVE BACKWARD ALL IN c1");
+      expect((await c.query("FETCH 100 FROM c1")).rowCount).toBe(5);
+      expect((await c.query("FETCH 100 FROM c1")).rowCount).toBe(0);
+      await c.query("SAVEPOINT s2");
+      await c.query("DECLARE c2 CURSOR FOR SELECT id FROM public.t");
+      await c.query("ROLLBACK TO SAVEPOINT s2; RELEASE SAVEPOINT s2");
+      await expect(c.query("FETCH 1 FROM c2")).rejects.toMatchObject({ code: "34000" });
+      await c.query("ABORT TRANSACTION");
+      await expect(c.query("DECLARE c3 CURSOR FOR SELECT id FROM public.t")).rejects.toMatchObject({
+        code: "25P01",
+      });
+      await c.query("BEGIN");
+      await c.query("DECLARE c1 CURSOR FOR SELECT id, s FROM public.t");
+      await c.query("CLOSE c1");
+      await c.query("COMMIT TRANSACTION");
+    } finally {
+      await c.end();
+    }
+  });
+
   it("refuses a wrong password and an unknown user alike", async () => {
     for (const c of [client(USER, "wrong"), client("nobody", endpointPassword(SECRET, "nobody"))]) {
       const error = await c.connect().catch((e: unknown) => e);
