@@ -826,7 +826,7 @@ class Session {
     const query: RemoteSelect = { sql: statement.text, tree: statement.select, params, paramTypes };
     const controller = new AbortController();
     const result = await this.withCancel(controller, () =>
-      this.cold.select(this.table, query, this.settings, controller.signal),
+      this.cold.select(this.table, query, new Map(this.settings), controller.signal),
     );
     return {
       name,

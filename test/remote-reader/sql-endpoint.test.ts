@@ -1,4 +1,9 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../bridge/log.ts";
@@ -399,6 +404,62 @@ describe("the SQL endpoint to a direct client", () => {
       const error = await c.connect().catch((e: unknown) => e);
       expect(error).toMatchObject({ code: "28P01" });
       await c.end().catch(() => {});
+    }
+  });
+});
+
+describe("the SQL endpoint over TLS", () => {
+  let endpoint: SqlEndpoint;
+  let port: number;
+
+  beforeAll(async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sql-endpoint-tls-"));
+    try {
+      await promisify(execFile)("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-days",
+        "1",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ]);
+      const tls = {
+        key: await readFile(join(dir, "key.pem")),
+        cert: await readFile(join(dir, "cert.pem")),
+      };
+      endpoint = new SqlEndpoint(new TestColdData(), silentLogger, { secret: SECRET, tls });
+      port = (await endpoint.listenOnTcp("127.0.0.1", 0)).port;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  afterAll(async () => {
+    await endpoint?.close(2_000);
+  });
+
+  it("logs in and serves rows over TLS", async () => {
+    const c = new pg.Client({
+      host: "127.0.0.1",
+      port,
+      user: USER,
+      password: endpointPassword(SECRET, USER),
+      database: "x",
+      ssl: { rejectUnauthorized: false },
+    });
+    await c.connect();
+    try {
+      const { rows } = await c.query("SELECT id FROM public.t WHERE id = 5");
+      expect(rows).toEqual([{ id: 5 }]);
+    } finally {
+      await c.end();
     }
   });
 });
