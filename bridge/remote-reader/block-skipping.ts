@@ -145,9 +145,17 @@ export class SkipPlanner {
       column = left.column;
       const mn = await this.typedBound(column, "mn");
       const mx = await this.typedBound(column, "mx");
-      // Some element at or above min and some at or below max: never excludes a chunk that has
-      // a matching row (it may keep one that has none).
-      test = and(opExpr("<=", mn, c, "AEXPR_OP_ANY"), opExpr(">=", mx, c, "AEXPR_OP_ANY"));
+      // Some element e of the array with min <= e and max >= e.
+      const exists = await expression(
+        "EXISTS (SELECT FROM pg_catalog.unnest(NULL) AS e(v) WHERE e.v IS NULL)",
+      );
+      const sub = nodeOf(nodeOf(exists)![1].subselect)![1];
+      const fn = nodeOf(((sub.fromClause as unknown[])[0]))![1];
+      const items = nodeOf((fn.functions as unknown[])[0])![1].items as unknown[];
+      nodeOf(items[0])![1].args = [c];
+      const element = nodeOf(sub.whereClause)![1].arg;
+      sub.whereClause = and(opExpr("<=", mn, element), opExpr(">=", mx, element));
+      test = exists;
     } else if (f.kind === "AEXPR_BETWEEN") {
       const left = this.columnOf(f.lexpr);
       const list = nodeOf(f.rexpr);

@@ -44,6 +44,29 @@ export function withoutLocations(value: unknown): unknown {
   return value;
 }
 
+/**
+ * Nested ANDs (ORs) as one AND (OR): the parser flattens some nestings and not others, and
+ * neither changes what the expression means.
+ */
+function flattenBool(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(flattenBool);
+  if (typeof value !== "object" || value === null) return value;
+  const node = nodeOf(value);
+  if (node && node[0] === "BoolExpr" && node[1].boolop !== "NOT_EXPR") {
+    const op = node[1].boolop;
+    const args: unknown[] = [];
+    for (const a of (node[1].args as unknown[]).map(flattenBool)) {
+      const inner = nodeOf(a);
+      if (inner && inner[0] === "BoolExpr" && inner[1].boolop === op) args.push(...(inner[1].args as unknown[]));
+      else args.push(a);
+    }
+    return { BoolExpr: { ...node[1], args } };
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = flattenBool(v);
+  return out;
+}
+
 /** JSON text with object keys sorted: equal for equal trees whatever order keys were added in. */
 export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
@@ -82,8 +105,8 @@ export async function deparseChecked(select: Node): Promise<string> {
   } catch (error) {
     throw new Error(`deparsed text does not parse back: ${String(error)}`);
   }
-  const a = canonical(withoutLocations(reparsed));
-  const b = canonical(withoutLocations(select));
+  const a = canonical(flattenBool(withoutLocations(reparsed)));
+  const b = canonical(flattenBool(withoutLocations(select)));
   if (a !== b) throw new DeparseMismatch(sql);
   return sql;
 }

@@ -365,7 +365,7 @@ describe("data skipping", () => {
   });
 
   it("refuses a non-streaming shape over the raw-bytes cap", async () => {
-    const small = new RemoteSelectRunner(bridgePool, catalog, source, { maxRawBytes: 1000 });
+    const small = new RemoteSelectRunner(bridgePool, catalog, source, { maxRawBytes: 200_000 });
     const error = await cold("SELECT id FROM public.awkward ORDER BY id LIMIT 1", [], small).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ColdReadError);
     expect((error as ColdReadError).sqlState).toBe("54000");
