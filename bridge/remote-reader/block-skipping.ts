@@ -53,7 +53,8 @@ export class SkipPlanner {
     const node = nodeOf(value);
     if (node?.[0] !== "ColumnRef") return undefined;
     const parts = names(node[1].fields);
-    if (!parts || parts.length > 2 || (parts.length === 2 && parts[0] !== this.alias)) return undefined;
+    if (!parts || parts.length > 2 || (parts.length === 2 && parts[0] !== this.alias))
+      return undefined;
     const column = this.shape.columns.findIndex((c) => c.name === parts[parts.length - 1]);
     if (column < 0 || !this.shape.columns[column]!.decodable) return undefined;
     return { column };
@@ -103,11 +104,15 @@ export class SkipPlanner {
     if (!op) return;
     const opName = op[op.length - 1]!;
     const qualify = (name: string) =>
-      op.length === 2 ? [{ String: { sval: "pg_catalog" } }, { String: { sval: name } }] : [{ String: { sval: name } }];
+      op.length === 2
+        ? [{ String: { sval: "pg_catalog" } }, { String: { sval: name } }]
+        : [{ String: { sval: name } }];
     const opExpr = (name: string, l: unknown, r: unknown, k = "AEXPR_OP"): Node => ({
       A_Expr: { kind: k, name: qualify(name), lexpr: l, rexpr: r, location: -1 },
     });
-    const and = (...args: unknown[]): Node => ({ BoolExpr: { boolop: "AND_EXPR", args, location: -1 } });
+    const and = (...args: unknown[]): Node => ({
+      BoolExpr: { boolop: "AND_EXPR", args, location: -1 },
+    });
     let column: number | undefined;
     let test: Node | undefined;
     if (f.kind === "AEXPR_OP" && ["=", "<", "<=", ">", ">="].includes(opName)) {
@@ -150,7 +155,7 @@ export class SkipPlanner {
         "EXISTS (SELECT FROM pg_catalog.unnest(NULL) AS e(v) WHERE e.v IS NULL)",
       );
       const sub = nodeOf(nodeOf(exists)![1].subselect)![1];
-      const fn = nodeOf(((sub.fromClause as unknown[])[0]))![1];
+      const fn = nodeOf((sub.fromClause as unknown[])[0])![1];
       const items = nodeOf((fn.functions as unknown[])[0])![1].items as unknown[];
       nodeOf(items[0])![1].args = [c];
       const element = nodeOf(sub.whereClause)![1].arg;

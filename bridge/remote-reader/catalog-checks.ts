@@ -121,10 +121,12 @@ export class CatalogChecks {
       if (row.owner_cast)
         refuse(`type ${row.name} has a cast through a function outside pg_catalog`, "0A000");
       if (isColumn) {
-        for (const oid of [row.oid, row.typelem, row.typarray]) if (oid && String(oid) !== "0") columnOids.add(String(oid));
+        for (const oid of [row.oid, row.typelem, row.typarray])
+          if (oid && String(oid) !== "0") columnOids.add(String(oid));
         continue;
       }
-      if (columnOids.has(String(row.oid)) && ["b", "e", "r", "m"].includes(row.typtype ?? "")) continue;
+      if (columnOids.has(String(row.oid)) && ["b", "e", "r", "m"].includes(row.typtype ?? ""))
+        continue;
       if (row.typtype === "d")
         refuse(`cast to domain ${row.name} is not allowed (its CHECK may run code)`, "42501");
       if (row.nspname !== "pg_catalog")
@@ -133,7 +135,10 @@ export class CatalogChecks {
           "42501",
         );
       if (!["b", "r", "m"].includes(row.typtype ?? "") || String(row.typrelid) !== "0")
-        refuse(`cast to ${row.name} is not allowed (not a base, range or multirange type)`, "42501");
+        refuse(
+          `cast to ${row.name} is not allowed (not a base, range or multirange type)`,
+          "42501",
+        );
       if (/^_?reg/.test(row.typname ?? "") || row.typname === "pg_node_tree")
         refuse(`cast to ${row.name} is not allowed (it reads the catalog)`, "42501");
     }

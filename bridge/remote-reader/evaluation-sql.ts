@@ -48,7 +48,8 @@ export function relationInputs(
   let next = paramCount + 1;
   return v.relations.map((rv, r) => {
     const shape = shapes[r]!;
-    const alias = ((rv.alias as Fields | undefined)?.aliasname as string | undefined) ?? String(rv.relname);
+    const alias =
+      ((rv.alias as Fields | undefined)?.aliasname as string | undefined) ?? String(rv.relname);
     const arrays: number[] = [];
     const decoded: boolean[] = [];
     shape.columns.forEach((c, i) => {

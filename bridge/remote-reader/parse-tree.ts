@@ -30,13 +30,24 @@ export function names(value: unknown): string[] | undefined {
   return out;
 }
 
+/** Fields that hold positions in the statement's text, not meaning. */
+const LOCATION_FIELDS = new Set([
+  "location",
+  "stmt_location",
+  "stmt_len",
+  "rexpr_list_start",
+  "rexpr_list_end",
+  "list_start",
+  "list_end",
+]);
+
 /** A deep copy without `location` fields (positions in the text differ after deparsing). */
 export function withoutLocations(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutLocations);
   if (typeof value === "object" && value !== null) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      if (k === "location" || k === "stmt_location" || k === "stmt_len") continue;
+      if (LOCATION_FIELDS.has(k)) continue;
       out[k] = withoutLocations(v);
     }
     return out;
@@ -57,7 +68,8 @@ function flattenBool(value: unknown): unknown {
     const args: unknown[] = [];
     for (const a of (node[1].args as unknown[]).map(flattenBool)) {
       const inner = nodeOf(a);
-      if (inner && inner[0] === "BoolExpr" && inner[1].boolop === op) args.push(...(inner[1].args as unknown[]));
+      if (inner && inner[0] === "BoolExpr" && inner[1].boolop === op)
+        args.push(...(inner[1].args as unknown[]));
       else args.push(a);
     }
     return { BoolExpr: { ...node[1], args } };

@@ -27,7 +27,12 @@ import {
 import { SkipPlanner } from "./block-skipping.ts";
 import { CatalogChecks } from "./catalog-checks.ts";
 import { parseCopyText, type CopyRow } from "./copy-fields.ts";
-import { evaluationSql, relationInputs, type EvaluationSql, type RelationInput } from "./evaluation-sql.ts";
+import {
+  evaluationSql,
+  relationInputs,
+  type EvaluationSql,
+  type RelationInput,
+} from "./evaluation-sql.ts";
 import { inSession, RAW_TYPES } from "./evaluation-session.ts";
 import type { Fields } from "./parse-tree.ts";
 import type { ChunkSource, SegmentCatalog, SegmentChunk, SegmentShape } from "./segment-source.ts";
@@ -112,7 +117,8 @@ export class RemoteSelectRunner {
       streamed: p.v.simple !== undefined,
     };
     stats.chunksSkipped = stats.chunksTotal - p.candidates.reduce((n, c) => n + c.length, 0);
-    if (p.v.simple) return { columns: p.columns, rows: this.stream(p, query, settings, signal, stats) };
+    if (p.v.simple)
+      return { columns: p.columns, rows: this.stream(p, query, settings, signal, stats) };
     const bytes = p.candidates.flat().reduce((n, c) => n + c.rawBytes, 0);
     if (bytes > this.maxRawBytes)
       throw new ColdReadError(
@@ -162,31 +168,42 @@ export class RemoteSelectRunner {
     const inputs = relationInputs(v, shapes, query.params.length);
     const evaluation = await evaluationSql(v, inputs);
     const single = inputs.length === 1 ? inputs[0]! : undefined;
-    const planner = single ? await SkipPlanner.plan(v, single.shape, single.alias, query.params) : undefined;
+    const planner = single
+      ? await SkipPlanner.plan(v, single.shape, single.alias, query.params)
+      : undefined;
     let skippingFailed = false;
     let columns: ResultColumn[] = [];
-    const candidates = await inSession(this.pool, settings, this.statementTimeoutMs, async (client) => {
-      const decodedTypes = inputs.flatMap((input) =>
-        input.arrays.filter((_, k) => input.decoded[k]).map((col) => input.shape.columns[col]!.decodeAs),
-      );
-      await this.checks.checkTypes(client, v.typeNames, decodedTypes);
-      if (describe) columns = await this.describe(client, evaluation, query, inputs);
-      let chosen: Set<number> | undefined;
-      if (planner) {
-        await client.query("SAVEPOINT skipping");
-        try {
-          chosen = await planner.candidates(client);
-          await client.query("RELEASE SAVEPOINT skipping");
-        } catch {
-          // Statistics PostgreSQL cannot compare with the condition's constant: read every chunk.
-          await client.query("ROLLBACK TO SAVEPOINT skipping");
-          skippingFailed = true;
+    const candidates = await inSession(
+      this.pool,
+      settings,
+      this.statementTimeoutMs,
+      async (client) => {
+        const decodedTypes = inputs.flatMap((input) =>
+          input.arrays
+            .filter((_, k) => input.decoded[k])
+            .map((col) => input.shape.columns[col]!.decodeAs),
+        );
+        await this.checks.checkTypes(client, v.typeNames, decodedTypes);
+        if (describe) columns = await this.describe(client, evaluation, query, inputs);
+        let chosen: Set<number> | undefined;
+        if (planner) {
+          await client.query("SAVEPOINT skipping");
+          try {
+            chosen = await planner.candidates(client);
+            await client.query("RELEASE SAVEPOINT skipping");
+          } catch {
+            // Statistics PostgreSQL cannot compare with the condition's constant: read every chunk.
+            await client.query("ROLLBACK TO SAVEPOINT skipping");
+            skippingFailed = true;
+          }
         }
-      }
-      return shapes.map((s) =>
-        [...s.chunks].sort((a, b) => a.seq - b.seq).filter((c) => chosen === undefined || chosen.has(c.seq)),
-      );
-    });
+        return shapes.map((s) =>
+          [...s.chunks]
+            .sort((a, b) => a.seq - b.seq)
+            .filter((c) => chosen === undefined || chosen.has(c.seq)),
+        );
+      },
+    );
     return { v, shapes, inputs, evaluation, candidates, skippingFailed, columns };
   }
 
@@ -208,7 +225,9 @@ export class RemoteSelectRunner {
     if (evaluation.simpleColumns) {
       fields = fields.slice(0, -1);
       const shape = inputs[0]!.shape;
-      const stored = evaluation.simpleColumns.flatMap((c, i) => (typeof c === "number" ? [[i, c] as const] : []));
+      const stored = evaluation.simpleColumns.flatMap((c, i) =>
+        typeof c === "number" ? [[i, c] as const] : [],
+      );
       if (stored.length > 0) {
         const { rows } = await client.query<{ oid: string }>(
           "SELECT pg_catalog.to_regtype(t)::pg_catalog.oid AS oid FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS a(t, i) ORDER BY a.i",

@@ -85,7 +85,15 @@ const EXPRESSION_FIELDS: Record<string, ReadonlySet<string>> = {
   A_Const: new Set(["isnull", "ival", "fval", "sval", "boolval", "bsval", "location"]),
   ParamRef: new Set(["number", "location"]),
   TypeCast: new Set(["arg", "typeName", "location"]),
-  A_Expr: new Set(["kind", "name", "lexpr", "rexpr", "location", "rexpr_list_start", "rexpr_list_end"]),
+  A_Expr: new Set([
+    "kind",
+    "name",
+    "lexpr",
+    "rexpr",
+    "location",
+    "rexpr_list_start",
+    "rexpr_list_end",
+  ]),
   BoolExpr: new Set(["boolop", "args", "location"]),
   NullTest: new Set(["arg", "nulltesttype", "argisrow", "location"]),
   BooleanTest: new Set(["arg", "booltesttype", "location"]),
@@ -239,7 +247,11 @@ class Validator {
     switch (node?.[0]) {
       case "RangeVar": {
         const rv = node[1];
-        this.only(rv, ["schemaname", "relname", "inh", "relpersistence", "alias", "location"], "a relation");
+        this.only(
+          rv,
+          ["schemaname", "relname", "inh", "relpersistence", "alias", "location"],
+          "a relation",
+        );
         if (typeof rv.relname !== "string" || typeof rv.schemaname !== "string")
           refuse("a relation must be named schema.table");
         if (rv.relpersistence !== "p") refuse("bad relation");
@@ -266,7 +278,8 @@ class Validator {
         const r = node[1];
         this.only(r, ["subquery", "alias"], "a subquery in FROM");
         const alias = r.alias as Fields | undefined;
-        if (!alias || typeof alias.aliasname !== "string") refuse("a subquery in FROM needs an alias");
+        if (!alias || typeof alias.aliasname !== "string")
+          refuse("a subquery in FROM needs an alias");
         this.only(alias, ["aliasname", "colnames"], "a subquery's alias");
         if (alias.colnames !== undefined && !names(alias.colnames)) refuse("bad column aliases");
         const sub = nodeOf(r.subquery);
@@ -275,7 +288,9 @@ class Validator {
         return;
       }
       default:
-        refuse(`${node?.[0] ?? "this"} in FROM is not supported (only schema.table, joins and subqueries)`);
+        refuse(
+          `${node?.[0] ?? "this"} in FROM is not supported (only schema.table, joins and subqueries)`,
+        );
     }
   }
 
@@ -290,7 +305,8 @@ class Validator {
     this.only(f, ["fields", "location"], "a column reference");
     const parts = names(f.fields);
     if (!parts) refuse("only plain column references (alias.column or column) are supported");
-    if (parts.length < 1 || parts.length > 2) refuse("a column reference must be column or alias.column");
+    if (parts.length < 1 || parts.length > 2)
+      refuse("a column reference must be column or alias.column");
     const column = parts[parts.length - 1]!;
     this.columns.add(column);
     if (evaluated) this.evaluatedColumns.add(column);
@@ -310,7 +326,8 @@ class Validator {
     const [kind, f] = node;
     if (kind === "SubLink") refuse("subqueries in expressions are not supported");
     if (kind === "RowExpr") refuse("ROW expressions are not supported");
-    if (kind === "SQLValueFunction") refuse("CURRENT_* functions are not allowed (not immutable)", "42501");
+    if (kind === "SQLValueFunction")
+      refuse("CURRENT_* functions are not allowed (not immutable)", "42501");
     const allowed = EXPRESSION_FIELDS[kind];
     if (!allowed) refuse(`expressions of kind ${kind} are not supported`);
     this.only(f, [...allowed], kind);
@@ -330,7 +347,8 @@ class Validator {
         this.typeName(f.typeName);
         return this.expr(f.arg);
       case "A_Expr": {
-        if (!A_EXPR_KINDS.has(String(f.kind))) refuse(`operator kind ${String(f.kind)} is not supported`);
+        if (!A_EXPR_KINDS.has(String(f.kind)))
+          refuse(`operator kind ${String(f.kind)} is not supported`);
         if (String(f.kind).includes("BETWEEN")) {
           const n = names(f.name);
           if (!n || n.length !== 1 || !BETWEEN_NAMES.has(n[0]!)) refuse("bad BETWEEN");
