@@ -115,7 +115,7 @@ export async function deparseChecked(select: Node): Promise<string> {
   try {
     reparsed = await parseSelect(sql);
   } catch (error) {
-    throw new Error(`deparsed text does not parse back: ${String(error)}`);
+    throw new DeparseMismatch(sql, { cause: error });
   }
   const a = canonical(flattenBool(withoutLocations(reparsed)));
   const b = canonical(flattenBool(withoutLocations(select)));
@@ -124,8 +124,11 @@ export async function deparseChecked(select: Node): Promise<string> {
 }
 
 export class DeparseMismatch extends Error {
-  constructor(readonly sql: string) {
-    super("the deparsed statement does not parse back to the validated tree");
+  constructor(
+    readonly sql: string,
+    options?: ErrorOptions,
+  ) {
+    super("the deparsed statement does not parse back to the validated tree", options);
   }
 }
 

@@ -147,11 +147,11 @@ export function validateSelect(tree: unknown, paramCount: number): ValidatedSele
     functions: v.functions,
     typeNames: v.typeNames,
     params: v.params,
-    simple: simpleShape(select, v),
+    simple: simpleShape(select),
   };
 }
 
-function simpleShape(select: Fields, v: Validator): ValidatedSelect["simple"] {
+function simpleShape(select: Fields): ValidatedSelect["simple"] {
   const from = select.fromClause as unknown[] | undefined;
   if (!from || from.length !== 1 || nodeOf(from[0])?.[0] !== "RangeVar") return undefined;
   for (const key of Object.keys(select)) {
@@ -232,7 +232,7 @@ class Validator {
     if (s.limitOffset !== undefined) this.expr(s.limitOffset);
     if (top) {
       // Plain output columns of anything but the simple scan are evaluated too.
-      const simple = simpleShape(s, this);
+      const simple = simpleShape(s);
       if (!simple) {
         for (const t of targets) {
           const val = nodeOf(nodeOf(t)![1].val);
