@@ -108,9 +108,12 @@ export async function parseSelect(sql: string): Promise<Node> {
  * locations). A tree the deparser would print differently is never run.
  */
 export async function deparseChecked(select: Node): Promise<string> {
-  const sql = await deparse({ version: 180004, stmts: [{ stmt: select }] } as never, {
-    pretty: false,
-  });
+  let sql: string;
+  try {
+    sql = await deparse({ version: 180004, stmts: [{ stmt: select }] } as never, { pretty: false });
+  } catch (error) {
+    throw new DeparseMismatch("", { cause: error });
+  }
   let reparsed: Node;
   try {
     reparsed = await parseSelect(sql);

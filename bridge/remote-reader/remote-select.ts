@@ -34,7 +34,7 @@ import {
   type RelationInput,
 } from "./evaluation-sql.ts";
 import { inSession, RAW_TYPES } from "./evaluation-session.ts";
-import type { Fields } from "./parse-tree.ts";
+import { nodeOf, parseSelect, type Fields } from "./parse-tree.ts";
 import type { ChunkSource, SegmentCatalog, SegmentChunk, SegmentShape } from "./segment-source.ts";
 import { validateSelect, type ValidatedSelect } from "./select-validator.ts";
 
@@ -155,7 +155,9 @@ export class RemoteSelectRunner {
     settings: SessionSettings,
     describe: boolean,
   ): Promise<Prepared> {
-    const v = validateSelect(query.tree, query.params.length);
+    const tree = structuredClone(query.tree);
+    await this.typeParameters(tree, query.paramTypes);
+    const v = validateSelect(tree, query.params.length);
     await this.checks.checkFunctions(v.functions);
     const shapes: SegmentShape[] = [];
     for (const rv of v.relations)
@@ -205,6 +207,30 @@ export class RemoteSelectRunner {
       },
     );
     return { v, shapes, inputs, evaluation, candidates, skippingFailed, columns };
+  }
+
+  /**
+   * Parameters the client typed in its Parse message (postgres_fdw leaves them 0 and casts in
+   * the text) become `$n::type`: the value is read by the type's input function either way. The
+   * cast is then checked like any other.
+   */
+  private async typeParameters(tree: unknown, paramTypes: number[]): Promise<void> {
+    const typed = paramTypes.flatMap((oid, i) => (oid ? [[i + 1, oid] as const] : []));
+    if (typed.length === 0) return;
+    const { rows } = await this.pool.query<{ name: string | null }>(
+      "SELECT pg_catalog.format_type(t, NULL) AS name FROM pg_catalog.unnest($1::pg_catalog.oid[]) WITH ORDINALITY AS a(t, i) ORDER BY a.i",
+      [typed.map(([, oid]) => oid)],
+    );
+    const casts = new Map<number, unknown>();
+    for (let k = 0; k < typed.length; k++) {
+      const name = rows[k]?.name;
+      if (!name || name === "???")
+        throw new ColdReadError(`unknown parameter type ${typed[k]![1]}`, "42704");
+      const parsed = await parseSelect(`SELECT NULL::${name}`);
+      const cast = nodeOf((parsed.SelectStmt!.targetList as unknown[])[0])![1].val;
+      casts.set(typed[k]![0], nodeOf(cast)![1].typeName);
+    }
+    wrapParams(tree, casts);
   }
 
   /** The result's columns: the evaluation run over no rows (which also checks it compiles). */
@@ -340,6 +366,22 @@ export class RemoteSelectRunner {
       this.options.observer?.(stats);
     }
     yield* result;
+  }
+}
+
+/** Replaces, in place, each `$n` with a typed parameter by `$n::type`. */
+function wrapParams(value: unknown, casts: Map<number, unknown>): void {
+  if (typeof value !== "object" || value === null) return;
+  const entries: Array<[string | number, unknown]> = Array.isArray(value)
+    ? value.map((v, i) => [i, v])
+    : Object.entries(value);
+  for (const [key, child] of entries) {
+    const node = nodeOf(child);
+    if (node?.[0] === "ParamRef" && casts.has(node[1].number as number)) {
+      (value as Record<string | number, unknown>)[key] = {
+        TypeCast: { arg: child, typeName: structuredClone(casts.get(node[1].number as number)) },
+      };
+    } else wrapParams(child, casts);
   }
 }
 

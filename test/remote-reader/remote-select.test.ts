@@ -386,6 +386,50 @@ describe("remote SELECT answers as PostgreSQL would", () => {
   });
 });
 
+describe("parameters typed in the Parse message", () => {
+  async function typed(sql: string, params: string[], types: string[]) {
+    const { rows } = await db.pool.query<{ oid: number }>(
+      "SELECT t::regtype::oid::int AS oid FROM unnest($1::text[]) WITH ORDINALITY AS a(t, i) ORDER BY i",
+      [types],
+    );
+    const query = { ...(await remoteSelect(sql, params)), paramTypes: rows.map((r) => r.oid) };
+    const result = await runner.select(
+      { table: "public.awkward", tableOid },
+      query,
+      FDW_SETTINGS,
+      new AbortController().signal,
+    );
+    const out: string[] = [];
+    for await (const row of result.rows) out.push(JSON.stringify(row));
+    return out;
+  }
+
+  it("are read as their type", async () => {
+    const actual = await typed(
+      "SELECT id FROM public.awkward WHERE id = $1 OR label = $2",
+      ["42", "tab\there"],
+      ["bigint", "text"],
+    );
+    const expected = await hot(
+      "SELECT id FROM public.awkward WHERE id = $1::bigint OR label = $2::text",
+      ["42", "tab\there"],
+    );
+    expect(actual.sort()).toEqual(expected.sort());
+    expect(actual.length).toBeGreaterThan(1);
+  });
+
+  it("a domain type is refused", async () => {
+    const error = await typed(
+      "SELECT id FROM public.awkward WHERE id = $1",
+      ["5"],
+      ["public.watched_int"],
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ColdReadError);
+    expect((error as ColdReadError).message).toMatch(/domain/);
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM public.calls")).rows[0].n).toBe(0);
+  });
+});
+
 describe("data skipping", () => {
   it("a point lookup by the key fetches one chunk", async () => {
     await expectSame("SELECT id, label FROM public.awkward WHERE ((id = 1234::bigint))");
