@@ -6,6 +6,10 @@
  * (its decodeAs type and collation), compared with the condition's own operator (for `=`, `<=`
  * and `>=` of the same operator class). Any other conjunct, and a column without bounds in a
  * chunk, excludes nothing.
+ *
+ * When every conjunct has such a test, the same query tells the chunks whose statistics prove
+ * that all their rows match (no NULL in the column, bounds inside the condition): the simple scan
+ * returns their stored text without evaluating them.
  */
 import type pg from "pg";
 import type { SegmentShape } from "./segment-source.ts";
@@ -28,6 +32,10 @@ export class SkipPlanner {
   /** Column indexes whose statistics the query reads. */
   readonly used = new Set<number>();
   private readonly tests: Node[] = [];
+  /** Per test, when the chunk's rows all satisfy its conjunct (undefined: cannot tell). */
+  private readonly wholes: Array<Node | undefined> = [];
+  /** False when some conjunct has no test: then no chunk is proven wholly matching. */
+  private allCovered = true;
 
   private constructor(
     private readonly shape: SegmentShape,
@@ -44,7 +52,8 @@ export class SkipPlanner {
   ): Promise<SkipPlanner | undefined> {
     if (v.relations.length !== 1) return undefined;
     const planner = new SkipPlanner(shape, alias, params);
-    for (const c of conjuncts(v.select.whereClause)) await planner.add(c);
+    for (const c of conjuncts(v.select.whereClause))
+      if (!(await planner.add(c))) planner.allCovered = false;
     return planner.tests.length > 0 ? planner : undefined;
   }
 
@@ -86,22 +95,26 @@ export class SkipPlanner {
     return nodeOf((parsed.SelectStmt!.targetList as unknown[])[0])![1].val;
   }
 
-  private async add(conjunct: unknown): Promise<void> {
+  /** Adds the conjunct's test; false when it has none. */
+  private async add(conjunct: unknown): Promise<boolean> {
     const node = nodeOf(conjunct);
-    if (!node) return;
+    if (!node) return false;
     const [kind, f] = node;
     if (kind === "NullTest") {
       const side = this.columnOf(f.arg);
-      if (!side) return;
+      if (!side) return false;
       this.used.add(side.column);
       const n = `b.nl_${side.column}`;
-      const test = f.nulltesttype === "IS_NULL" ? `${n} > 0` : `${n} < b."rows"`;
-      this.tests.push(await expression(`(${n} IS NULL OR ${test})`));
-      return;
+      const isNull = f.nulltesttype === "IS_NULL";
+      this.tests.push(
+        await expression(`(${n} IS NULL OR ${isNull ? `${n} > 0` : `${n} < b."rows"`})`),
+      );
+      this.wholes.push(await expression(isNull ? `${n} = b."rows"` : `${n} = 0`));
+      return true;
     }
-    if (kind !== "A_Expr") return;
+    if (kind !== "A_Expr") return false;
     const op = names(f.name);
-    if (!op) return;
+    if (!op) return false;
     const opName = op[op.length - 1]!;
     const qualify = (name: string) =>
       op.length === 2
@@ -115,12 +128,13 @@ export class SkipPlanner {
     });
     let column: number | undefined;
     let test: Node | undefined;
+    let whole: Node | undefined;
     if (f.kind === "AEXPR_OP" && ["=", "<", "<=", ">", ">="].includes(opName)) {
       const left = this.columnOf(f.lexpr);
       const right = this.columnOf(f.rexpr);
       if (left && !right) {
         const c = this.constant(f.rexpr);
-        if (c === undefined) return;
+        if (c === undefined) return false;
         column = left.column;
         const mn = await this.typedBound(column, "mn");
         const mx = await this.typedBound(column, "mx");
@@ -130,9 +144,15 @@ export class SkipPlanner {
             : opName.startsWith("<")
               ? opExpr(opName, mn, c)
               : opExpr(opName, mx, c);
+        whole =
+          opName === "="
+            ? and(opExpr("=", mn, c), opExpr("=", mx, c))
+            : opName.startsWith("<")
+              ? opExpr(opName, mx, c)
+              : opExpr(opName, mn, c);
       } else if (right && !left) {
         const c = this.constant(f.lexpr);
-        if (c === undefined) return;
+        if (c === undefined) return false;
         column = right.column;
         const mn = await this.typedBound(column, "mn");
         const mx = await this.typedBound(column, "mx");
@@ -142,11 +162,17 @@ export class SkipPlanner {
             : opName.startsWith("<")
               ? opExpr(opName, c, mx)
               : opExpr(opName, c, mn);
+        whole =
+          opName === "="
+            ? and(opExpr("=", c, mn), opExpr("=", c, mx))
+            : opName.startsWith("<")
+              ? opExpr(opName, c, mn)
+              : opExpr(opName, c, mx);
       }
     } else if (f.kind === "AEXPR_OP_ANY" && opName === "=") {
       const left = this.columnOf(f.lexpr);
       const c = this.constant(f.rexpr);
-      if (!left || c === undefined) return;
+      if (!left || c === undefined) return false;
       column = left.column;
       const mn = await this.typedBound(column, "mn");
       const mx = await this.typedBound(column, "mx");
@@ -164,16 +190,17 @@ export class SkipPlanner {
     } else if (f.kind === "AEXPR_BETWEEN") {
       const left = this.columnOf(f.lexpr);
       const list = nodeOf(f.rexpr);
-      if (!left || list?.[0] !== "List") return;
+      if (!left || list?.[0] !== "List") return false;
       const [lo, hi] = (list[1].items as unknown[]).map((x) => this.constant(x));
-      if (lo === undefined || hi === undefined) return;
+      if (lo === undefined || hi === undefined) return false;
       column = left.column;
       const mn = await this.typedBound(column, "mn");
       const mx = await this.typedBound(column, "mx");
       // BETWEEN is `>= lo AND <= hi`: PostgreSQL's grammar names these very operators.
       test = and(opExpr(">=", mx, lo), opExpr("<=", mn, hi));
+      whole = and(opExpr(">=", mn, lo), opExpr("<=", mx, hi));
     }
-    if (column === undefined || test === undefined) return;
+    if (column === undefined || test === undefined) return false;
     this.used.add(column);
     const guard = await expression(
       `(b.mn_${column} IS NULL OR TRUE) AND (b.nl_${column} IS NULL OR b.nl_${column} < b."rows")`,
@@ -183,20 +210,37 @@ export class SkipPlanner {
     const first = nodeOf((g.args as unknown[])[0])![1];
     (first.args as unknown[])[1] = test;
     this.tests.push(guard);
+    // Every row matches when none is NULL and the bounds satisfy the condition.
+    this.wholes.push(
+      whole === undefined ? undefined : and(await expression(`b.nl_${column} = 0`), whole),
+    );
+    return true;
   }
 
-  /** The checked SQL selecting the seq of every chunk that may match; $1 is the chunks' JSON. */
+  /**
+   * The checked SQL selecting the seq of every chunk that may match, and whether the statistics
+   * prove all its rows match; $1 is the chunks' JSON.
+   */
   async sql(): Promise<string> {
     const defs = ["seq pg_catalog.int4", `"rows" pg_catalog.int8`];
     for (const c of [...this.used].sort((a, b) => a - b))
       defs.push(`mn_${c} pg_catalog.text`, `mx_${c} pg_catalog.text`, `nl_${c} pg_catalog.int8`);
     const base = await parseSelect(
-      `SELECT b.seq FROM pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb) AS b(${defs.join(", ")}) ORDER BY b.seq`,
+      `SELECT b.seq, FALSE AS whole FROM pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb) AS b(${defs.join(", ")}) ORDER BY b.seq`,
     );
     const where: Node =
       this.tests.length === 1
         ? this.tests[0]!
         : { BoolExpr: { boolop: "AND_EXPR", args: this.tests, location: -1 } };
+    const targets = base.SelectStmt!.targetList as unknown[];
+    const proven = this.wholes.filter((w) => w !== undefined);
+    if (this.allCovered && proven.length === this.tests.length) {
+      const res = nodeOf(targets[1])![1];
+      res.val =
+        proven.length === 1
+          ? proven[0]
+          : { BoolExpr: { boolop: "AND_EXPR", args: proven, location: -1 } };
+    }
     return deparseChecked({ SelectStmt: { ...base.SelectStmt!, whereClause: where } });
   }
 
@@ -217,10 +261,15 @@ export class SkipPlanner {
     );
   }
 
-  /** The seqs of the chunks that may hold matching rows. */
-  async candidates(client: pg.ClientBase): Promise<Set<number>> {
-    const { rows } = await client.query<{ seq: number }>(await this.sql(), [this.chunksJson()]);
-    return new Set(rows.map((r) => r.seq));
+  /** The seqs of the chunks that may hold matching rows, and of those all rows of which match. */
+  async candidates(client: pg.ClientBase): Promise<{ may: Set<number>; whole: Set<number> }> {
+    const { rows } = await client.query<{ seq: number; whole: boolean | null }>(await this.sql(), [
+      this.chunksJson(),
+    ]);
+    return {
+      may: new Set(rows.map((r) => r.seq)),
+      whole: new Set(rows.filter((r) => r.whole === true).map((r) => r.seq)),
+    };
   }
 }
 

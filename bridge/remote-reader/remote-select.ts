@@ -46,6 +46,8 @@ export interface ScanStats {
   chunksSkipped: number;
   chunksFetched: number;
   bytesFetched: number;
+  /** Chunks returned as stored, without evaluation (no WHERE, or proven wholly matching). */
+  chunksAsStored: number;
   /** True when the block statistics could not be evaluated (every chunk was read). */
   skippingFailed: boolean;
   streamed: boolean;
@@ -74,6 +76,8 @@ interface Prepared {
   /** Per relation, the chunks to read (in seq order). */
   candidates: SegmentChunk[][];
   skippingFailed: boolean;
+  /** Seqs of the chunks the statistics prove wholly matching (single relation only). */
+  wholeChunks: Set<number>;
   columns: ResultColumn[];
 }
 
@@ -113,6 +117,7 @@ export class RemoteSelectRunner {
       chunksSkipped: 0,
       chunksFetched: 0,
       bytesFetched: 0,
+      chunksAsStored: 0,
       skippingFailed: p.skippingFailed,
       streamed: p.v.simple !== undefined,
     };
@@ -174,6 +179,7 @@ export class RemoteSelectRunner {
       ? await SkipPlanner.plan(v, single.shape, single.alias, query.params)
       : undefined;
     let skippingFailed = false;
+    let wholeChunks = new Set<number>();
     let columns: ResultColumn[] = [];
     const candidates = await inSession(
       this.pool,
@@ -191,7 +197,9 @@ export class RemoteSelectRunner {
         if (planner) {
           await client.query("SAVEPOINT skipping");
           try {
-            chosen = await planner.candidates(client);
+            const found = await planner.candidates(client);
+            chosen = found.may;
+            wholeChunks = found.whole;
             await client.query("RELEASE SAVEPOINT skipping");
           } catch {
             // Statistics PostgreSQL cannot compare with the condition's constant: read every chunk.
@@ -206,7 +214,7 @@ export class RemoteSelectRunner {
         );
       },
     );
-    return { v, shapes, inputs, evaluation, candidates, skippingFailed, columns };
+    return { v, shapes, inputs, evaluation, candidates, skippingFailed, wholeChunks, columns };
   }
 
   /**
@@ -272,7 +280,7 @@ export class RemoteSelectRunner {
     chunks: SegmentChunk[],
     signal: AbortSignal,
     stats: ScanStats,
-  ): AsyncGenerator<CopyRow[]> {
+  ): AsyncGenerator<[SegmentChunk, CopyRow[]]> {
     // One chunk ahead: at most two chunks in memory.
     const get = (c: SegmentChunk) =>
       this.chunks.fetch(shape, c.seq, signal).then((buf) => {
@@ -287,7 +295,7 @@ export class RemoteSelectRunner {
       const rows = await next!;
       next = i + 1 < chunks.length ? get(chunks[i + 1]!) : undefined;
       next?.catch(() => {});
-      yield rows;
+      yield [chunks[i]!, rows];
     }
   }
 
@@ -304,10 +312,12 @@ export class RemoteSelectRunner {
     const targetIndex = simple.targets.map((t) =>
       t.column === undefined ? -1 : shape.columns.findIndex((c) => c.name === t.column),
     );
-    const direct = p.v.select.whereClause === undefined && storedTextIsExact(shape, targetIndex);
+    const exact = storedTextIsExact(shape, targetIndex);
+    const noWhere = p.v.select.whereClause === undefined;
     try {
-      for await (const rows of this.fetchChunks(shape, p.candidates[0]!, signal, stats)) {
-        if (direct) {
+      for await (const [chunk, rows] of this.fetchChunks(shape, p.candidates[0]!, signal, stats)) {
+        if (exact && (noWhere || p.wholeChunks.has(chunk.seq))) {
+          stats.chunksAsStored++;
           for (const row of rows) yield targetIndex.map((i) => (i < 0 ? null : row[i]!));
           continue;
         }
@@ -347,7 +357,7 @@ export class RemoteSelectRunner {
       for (let r = 0; r < p.inputs.length; r++) {
         const input = p.inputs[r]!;
         const columns = input.arrays.map(() => [] as Array<string | null>);
-        for await (const rows of this.fetchChunks(input.shape, p.candidates[r]!, signal, stats))
+        for await (const [, rows] of this.fetchChunks(input.shape, p.candidates[r]!, signal, stats))
           for (const row of rows) input.arrays.forEach((col, k) => columns[k]!.push(row[col]!));
         arrays.push(...columns);
       }

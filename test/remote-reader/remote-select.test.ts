@@ -454,6 +454,24 @@ describe("data skipping", () => {
     expect(fetched).toEqual([0]);
   });
 
+  it("chunks the statistics prove wholly matching are returned as stored", async () => {
+    await expectSame(
+      "SELECT id, label, pr, created_at, ratio FROM public.awkward WHERE ((id >= 100::bigint)) AND ((id < $1::bigint))",
+      ["2000"],
+    );
+    // Chunks 1 to 6 (ids 251 to 1750) lie wholly inside; 0 and 7 are evaluated.
+    expect(fetched).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(lastStats).toMatchObject({ chunksAsStored: 6, chunksFetched: 8 });
+    // Another conjunct: nothing is proven.
+    await expectSame(
+      "SELECT id FROM public.awkward WHERE ((id >= 100::bigint)) AND ((id % 2) = 0)",
+    );
+    expect(lastStats).toMatchObject({ chunksAsStored: 0 });
+    // A column with NULLs in every chunk is never proven.
+    await expectSame("SELECT id FROM public.awkward WHERE ((tiny >= 0))");
+    expect(lastStats).toMatchObject({ chunksAsStored: 0 });
+  });
+
   it("a condition of another form excludes nothing", async () => {
     await expectSame("SELECT id FROM public.awkward WHERE ((id + 0) = 1234)");
     expect(fetched).toHaveLength(shape.chunks.length);
@@ -486,6 +504,40 @@ describe("data skipping", () => {
     expect(
       await cold("SELECT id FROM public.awkward WHERE id = 7 ORDER BY id LIMIT 1", [], small),
     ).toEqual(['["7"]']);
+  });
+});
+
+describe("streaming", () => {
+  it("evaluates large chunks in batches", async () => {
+    const small = new RemoteSelectRunner(bridgePool, catalog, source, { batchRows: 37 });
+    const sql =
+      "SELECT id, pr, NULL, label FROM public.awkward WHERE ((id % 3) = 1) OR (label IS NULL)";
+    const actual = await cold(sql, [], small);
+    expect(actual.sort()).toEqual((await hot(sql)).sort());
+  });
+
+  it("reads chunks as rows are pulled, and stops when told", async () => {
+    const controller = new AbortController();
+    fetched = [];
+    const result = await runner.select(
+      { table: "public.awkward", tableOid },
+      await remoteSelect("SELECT id FROM public.awkward WHERE ((id % 2) = 0)"),
+      FDW_SETTINGS,
+      controller.signal,
+    );
+    const iterator = result.rows[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toEqual(["2"]);
+    expect(fetched.length).toBeLessThanOrEqual(2);
+    controller.abort();
+    let error: unknown;
+    try {
+      for (;;) if ((await iterator.next()).done) break;
+    } catch (e) {
+      error = e;
+    }
+    expect((error as ColdReadError).sqlState).toBe("57014");
+    expect(fetched.length).toBeLessThanOrEqual(3);
+    expect(result.columns).toEqual([{ name: "id", typeOid: 20 }]);
   });
 });
 
