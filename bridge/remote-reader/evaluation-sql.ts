@@ -119,6 +119,8 @@ export async function evaluationSql(
   const subqueries = new Map<Fields, unknown>();
   for (let r = 0; r < v.relations.length; r++)
     subqueries.set(v.relations[r]!, await typedSubquery(inputs[r]!));
+  // The sampled relation's rows are sampled by the reader: the evaluation reads them all.
+  if (v.sample) subqueries.set(v.sample.node, subqueries.get(v.relations[0]!));
   let select = rebuild(v.select, (f) => subqueries.get(f)) as Fields;
   let simpleColumns: EvaluationSql["simpleColumns"];
   if (v.simple) {

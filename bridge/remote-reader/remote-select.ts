@@ -312,13 +312,22 @@ export class RemoteSelectRunner {
     const targetIndex = simple.targets.map((t) =>
       t.column === undefined ? -1 : shape.columns.findIndex((c) => c.name === t.column),
     );
+    const sample = p.v.sample;
+    // SYSTEM samples whole chunks (PostgreSQL samples whole blocks), BERNOULLI single rows.
+    const chunks =
+      sample?.method === "system"
+        ? p.candidates[0]!.filter(() => Math.random() * 100 < sample.percent)
+        : p.candidates[0]!;
+    const keep =
+      sample?.method === "bernoulli" ? () => Math.random() * 100 < sample.percent : () => true;
     const exact = storedTextIsExact(shape, targetIndex);
     const noWhere = p.v.select.whereClause === undefined;
     try {
-      for await (const [chunk, rows] of this.fetchChunks(shape, p.candidates[0]!, signal, stats)) {
+      for await (const [chunk, rows] of this.fetchChunks(shape, chunks, signal, stats)) {
         if (exact && (noWhere || p.wholeChunks.has(chunk.seq))) {
           stats.chunksAsStored++;
-          for (const row of rows) yield targetIndex.map((i) => (i < 0 ? null : row[i]!));
+          for (const row of rows)
+            if (keep()) yield targetIndex.map((i) => (i < 0 ? null : row[i]!));
           continue;
         }
         for (const batch of batches(rows, this.batchRows, this.batchBytes)) {
@@ -335,7 +344,8 @@ export class RemoteSelectRunner {
           const columns = p.evaluation.simpleColumns!;
           for (const out of result.rows) {
             const ord = Number(out[out.length - 1]);
-            yield columns.map((c, i) => (typeof c === "number" ? batch[ord - 1]![c]! : out[i]!));
+            if (keep())
+              yield columns.map((c, i) => (typeof c === "number" ? batch[ord - 1]![c]! : out[i]!));
           }
         }
       }

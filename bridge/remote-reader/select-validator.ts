@@ -38,6 +38,11 @@ export interface ValidatedSelect {
    * nothing else.
    */
   simple: { targets: SimpleTarget[] } | undefined;
+  /**
+   * TABLESAMPLE of the simple scan (postgres_fdw's ANALYZE): the RangeTableSample node (replaced
+   * by the relation's rows, sampled by the reader) and the method and percentage.
+   */
+  sample: { node: Fields; method: "bernoulli" | "system"; percent: number } | undefined;
 }
 
 const SELECT_FIELDS = new Set([
@@ -139,6 +144,8 @@ export function validateSelect(tree: unknown, paramCount: number): ValidatedSele
   const v = new Validator(paramCount);
   v.selectStmt(node[1], true);
   const select = node[1];
+  if (v.sample && !simpleShape(select))
+    refuse("TABLESAMPLE is supported only on a plain scan of one relation (ANALYZE's)");
   return {
     select,
     relations: v.relations,
@@ -148,12 +155,14 @@ export function validateSelect(tree: unknown, paramCount: number): ValidatedSele
     typeNames: v.typeNames,
     params: v.params,
     simple: simpleShape(select),
+    sample: v.sample,
   };
 }
 
 function simpleShape(select: Fields): ValidatedSelect["simple"] {
   const from = select.fromClause as unknown[] | undefined;
-  if (!from || from.length !== 1 || nodeOf(from[0])?.[0] !== "RangeVar") return undefined;
+  const kind = from?.length === 1 ? nodeOf(from[0])?.[0] : undefined;
+  if (kind !== "RangeVar" && kind !== "RangeTableSample") return undefined;
   for (const key of Object.keys(select)) {
     if (!["targetList", "fromClause", "whereClause", "op", "limitOption"].includes(key))
       return undefined;
@@ -176,6 +185,13 @@ function simpleShape(select: Fields): ValidatedSelect["simple"] {
   return { targets };
 }
 
+function constantNumber(c: Fields): string | undefined {
+  const f = (c.fval as Fields | undefined)?.fval;
+  if (typeof f === "string") return f;
+  if (c.ival !== undefined) return String((c.ival as Fields).ival ?? 0);
+  return undefined;
+}
+
 class Validator {
   relations: Fields[] = [];
   columns = new Set<string>();
@@ -183,6 +199,7 @@ class Validator {
   functions: FunctionCall[] = [];
   typeNames: Fields[] = [];
   params = new Set<number>();
+  sample: ValidatedSelect["sample"];
 
   constructor(private readonly paramCount: number) {}
 
@@ -272,6 +289,31 @@ class Validator {
         this.fromItem(j.larg);
         this.fromItem(j.rarg);
         if (j.quals !== undefined) this.expr(j.quals);
+        return;
+      }
+      case "RangeTableSample": {
+        const t = node[1];
+        this.only(t, ["relation", "method", "args", "location"], "TABLESAMPLE");
+        const method = names(t.method);
+        const args = this.list(t.args, "TABLESAMPLE arguments");
+        const arg = nodeOf(args[0]);
+        const text = arg?.[0] === "A_Const" ? constantNumber(arg[1]) : undefined;
+        const percent = text === undefined ? NaN : Number(text);
+        if (
+          !method ||
+          method.length !== 1 ||
+          (method[0] !== "bernoulli" && method[0] !== "system") ||
+          args.length !== 1 ||
+          !(percent >= 0 && percent <= 100)
+        )
+          refuse(
+            "only TABLESAMPLE BERNOULLI(p) or SYSTEM(p) with a constant percentage is supported",
+          );
+        if (this.sample) refuse("TABLESAMPLE may appear once");
+        this.sample = { node: t, method: method[0] as "bernoulli" | "system", percent };
+        const rel = nodeOf(t.relation);
+        if (rel?.[0] !== "RangeVar") refuse("TABLESAMPLE of something other than a relation");
+        this.fromItem(t.relation);
         return;
       }
       case "RangeSubselect": {

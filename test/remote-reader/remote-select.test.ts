@@ -541,6 +541,34 @@ describe("streaming", () => {
   });
 });
 
+describe("ANALYZE's sample", () => {
+  it("TABLESAMPLE BERNOULLI returns about that share of the rows, each a real row", async () => {
+    const all = new Set(await hot("SELECT id, label FROM public.awkward"));
+    const rows = await cold(
+      "SELECT id, label FROM public.awkward TABLESAMPLE BERNOULLI(30.000000)",
+    );
+    expect(rows.length).toBeGreaterThan(600);
+    expect(rows.length).toBeLessThan(1200);
+    for (const row of rows) expect(all.has(row)).toBe(true);
+  });
+
+  it("TABLESAMPLE SYSTEM samples whole chunks without fetching the others", async () => {
+    const rows = await cold("SELECT id FROM public.awkward TABLESAMPLE SYSTEM(50)");
+    expect(rows.length).toBe(fetched.reduce((n, seq) => n + shape.chunks[seq]!.rows, 0));
+    expect(await cold("SELECT id FROM public.awkward TABLESAMPLE SYSTEM(0)")).toEqual([]);
+    expect(fetched).toEqual([]);
+  });
+
+  it("is refused elsewhere than a plain scan", async () => {
+    const error = await refusal("SELECT count(*) FROM public.awkward TABLESAMPLE BERNOULLI(10)");
+    expect(error.message).toMatch(/TABLESAMPLE/);
+    const repeatable = await refusal(
+      "SELECT id FROM public.awkward TABLESAMPLE BERNOULLI(10) REPEATABLE (1)",
+    );
+    expect(repeatable.message).toMatch(/TABLESAMPLE/);
+  });
+});
+
 describe("hostile statements are refused before anything runs", () => {
   it.each<[string, string, RegExp]>([
     [
