@@ -141,6 +141,8 @@ export async function evaluationSql(
       }
       const col = input.shape.columns.findIndex((c) => c.name === t.column);
       if (col >= 0 && !input.shape.columns[col]!.decodable) {
+        if (t.qualifier !== undefined && t.qualifier !== input.alias)
+          throw new ColdReadError(`missing FROM-clause entry for table "${t.qualifier}"`, "42P01");
         simpleColumns!.push(col);
         newTargets.push(nullTarget);
       } else {

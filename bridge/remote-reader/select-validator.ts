@@ -11,6 +11,8 @@ import { names, nodeOf, type Fields } from "./parse-tree.ts";
 export interface SimpleTarget {
   /** The column a plain column reference names; undefined for a constant NULL. */
   column: string | undefined;
+  /** The alias it is qualified with, if any. */
+  qualifier?: string;
 }
 
 export interface FunctionCall {
@@ -176,7 +178,10 @@ function simpleShape(select: Fields): ValidatedSelect["simple"] {
     const val = nodeOf(res.val);
     if (val?.[0] === "ColumnRef") {
       const parts = names(val[1].fields)!;
-      targets.push({ column: parts[parts.length - 1]! });
+      targets.push({
+        column: parts[parts.length - 1]!,
+        qualifier: parts.length === 2 ? parts[0] : undefined,
+      });
     } else if (val?.[0] === "A_Const" && val[1].isnull === true) {
       targets.push({ column: undefined });
     } else return undefined;

@@ -601,6 +601,8 @@ describe("hostile statements are refused before anything runs", () => {
     ["SELECT id FROM public.awkward r1 JOIN LATERAL (SELECT 1) s ON true", "0A000", /.+/],
     ["SELECT id FROM public.awkward WHERE id = $3", "08P01", /\$3/],
     ["SELECT row_number() OVER () FROM public.awkward", "0A000", /over/],
+    ["SELECT x.pr FROM public.awkward r1", "42P01", /"x"/],
+    ["SELECT x.id FROM public.awkward r1", "42P01", /"x"/],
   ])("%s", async (sql, code, message) => {
     const error = await refusal(sql);
     expect(error.sqlState).toBe(code);
@@ -627,6 +629,25 @@ describe("hostile statements are refused before anything runs", () => {
       expect((error as ColdReadError).sqlState).toBe("0A000");
     }
     expect((await db.pool.query("SELECT count(*)::int AS n FROM awkward")).rows[0].n).toBe(3000);
+  });
+
+  it("a column type with a cast through the owner's function is never decoded", async () => {
+    await db.pool.query(`
+      CREATE FUNCTION public.mood_from_text(t text) RETURNS public.mood LANGUAGE plpgsql AS
+        $$ BEGIN INSERT INTO public.calls (who) VALUES (current_user); RETURN enum_first(NULL::public.mood); END $$;
+      CREATE CAST (text AS public.mood) WITH FUNCTION public.mood_from_text(text)`);
+    try {
+      const error = await refusal(
+        "SELECT id, feeling FROM public.awkward WHERE ((feeling = 'ok'::public.mood))",
+      );
+      expect(error.sqlState).toBe("0A000");
+      expect(error.message).toMatch(/mood/);
+    } finally {
+      await db.pool.query(
+        "DROP CAST (text AS public.mood); DROP FUNCTION public.mood_from_text(text)",
+      );
+    }
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM public.calls")).rows[0].n).toBe(0);
   });
 
   it("a domain's CHECK (the owner's function) never runs, the role never changes", async () => {
