@@ -13,15 +13,16 @@ export interface BoundColumn {
 }
 
 /**
- * {"field": [min, max]} over a chunk's non-null values, keyed by the column's place among the
- * stored fields (names change with renames; offload.remote_segment_shape maps places to today's
- * columns); a column all NULL in the chunk is absent.
+ * {"field": [min, max, nulls]}: the least and greatest non-null value of a column over a chunk's
+ * rows (null when every value is NULL) and how many are NULL, keyed by the column's place among
+ * the stored fields (names change with renames; offload.remote_segment_shape maps places to
+ * today's columns).
  */
-export type ChunkBounds = Record<string, [string, string]>;
+export type ChunkBounds = Record<string, [string | null, string | null, number]>;
 
 export async function boundColumns(db: pg.Pool, tableOid: number): Promise<BoundColumn[]> {
   const { rows } = await db.query<BoundColumn>(
-    "SELECT name, field, decode_as, collation FROM offload.chunk_bound_columns($1::oid::regclass)",
+    "SELECT name, field, decode_as, collation_name AS collation FROM offload.chunk_bound_columns($1::oid::regclass)",
     [tableOid],
   );
   return rows;
@@ -48,20 +49,23 @@ export function chunkBoundsOf(
     const ends = (rows[0] ?? []) as Array<string | null>;
     const bounds: ChunkBounds = {};
     columns.forEach((column, i) => {
-      const [lo, hi] = [ends[2 * i], ends[2 * i + 1]];
-      if (lo != null && hi != null) bounds[String(column.field)] = [lo, hi];
+      const nulls = values[i]?.filter((v) => v === null).length ?? 0;
+      bounds[String(column.field)] = [ends[2 * i] ?? null, ends[2 * i + 1] ?? null, nulls];
     });
     return bounds;
   };
 }
 
-/** One row: the least and greatest value of each column, in order. */
+/**
+ * One row: the least and greatest value of each column, in order. ORDER BY names the subquery's
+ * column: a bare `x` would be the output column, the text, and sort as text.
+ */
 function boundsQuery(columns: readonly BoundColumn[]): string {
   const ends = columns.flatMap((column, i) => {
     const typed = `v::${column.decode_as}${column.collation ? ` COLLATE ${column.collation}` : ""}`;
     const values = `SELECT ${typed} AS x FROM unnest($${i + 1}::text[]) v WHERE v IS NOT NULL`;
     return ["ASC", "DESC"].map(
-      (order) => `(SELECT x::text FROM (${values}) s ORDER BY x ${order} LIMIT 1)`,
+      (order) => `(SELECT x::text FROM (${values}) s ORDER BY s.x ${order} LIMIT 1)`,
     );
   });
   return `SELECT ${ends.join(", ")}`;

@@ -26,7 +26,7 @@ import {
 } from "./cold-data.ts";
 import { SkipPlanner } from "./block-skipping.ts";
 import { CatalogChecks } from "./catalog-checks.ts";
-import { parseCopyText, type CopyRow } from "./copy-fields.ts";
+import { parseCopyText, type CopyRow } from "../copy-text.ts";
 import {
   evaluationSql,
   relationInputs,

@@ -25,6 +25,7 @@ interface ShapeRow {
     raw_bytes: number;
     stored_bytes: number;
     bounds: Record<string, [string, string]> | null;
+    nulls: Record<string, number> | null;
   }>;
 }
 
@@ -113,6 +114,7 @@ function toShape(segment: number, epoch: number, row: ShapeRow): FetchableShape 
     rows: Number(c.rows),
     rawBytes: Number(c.raw_bytes),
     bounds: c.bounds,
+    nulls: c.nulls,
   }));
   return {
     segment,

@@ -297,7 +297,7 @@ END $$;
 -- through postgres_fdw; none for the file reader), with their place among the fields of the
 -- COPY text that offloads and rewrites write (offload.select_list's order).
 CREATE OR REPLACE FUNCTION offload.chunk_bound_columns(rel regclass)
-RETURNS TABLE (name name, field int, decode_as text, collation text)
+RETURNS TABLE (name name, field int, decode_as text, collation_name text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT a.attname, a.field, offload.decode_type(a.atttypid, a.atttypmod),
          (SELECT format('%I.%I', n.nspname, c.collname) FROM pg_collation c
@@ -312,6 +312,24 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
    ORDER BY a.field;
 $$;
 REVOKE EXECUTE ON FUNCTION offload.chunk_bound_columns(rel regclass) FROM PUBLIC;
+
+-- A chunk's recorded statistics ([min, max, nulls] by stored field) under the segment table's
+-- column names of today; a column whose type changed since is left out.
+CREATE OR REPLACE FUNCTION offload.chunk_stats(segment bigint, read_epoch int, segment_table regclass,
+                                               recorded jsonb)
+RETURNS TABLE (name name, stats jsonb)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT a.attname, recorded -> (f.ord - 1)::text
+    FROM offload.segment_layouts l
+    CROSS JOIN LATERAL jsonb_array_elements(l.fields) WITH ORDINALITY AS f(field, ord)
+    JOIN pg_attribute a ON a.attrelid = chunk_stats.segment_table AND a.attname = f.field ->> 'name'
+                       AND NOT a.attisdropped
+                       AND a.atttypid = (f.field ->> 'type')::regtype
+                       AND a.atttypmod = (f.field ->> 'typmod')::int
+   WHERE l.segment_id = chunk_stats.segment AND l.epoch = read_epoch
+     AND recorded ? (f.ord - 1)::text;
+$$;
+REVOKE EXECUTE ON FUNCTION offload.chunk_stats(segment bigint, read_epoch int, segment_table regclass, recorded jsonb) FROM PUBLIC;
 
 -- Can the bridge decode values of this type without running code a table's owner wrote? Not a
 -- composite (its fields may be domains with CHECKs), nor a range or array over one; a domain
@@ -360,14 +378,11 @@ BEGIN
     'chunks', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                  'seq', c.seq, 'object_key', c.object_key, 'rows', c.rows, 'raw_bytes', c.raw_bytes,
                  'stored_bytes', c.stored_bytes,
-                 'bounds', (SELECT jsonb_object_agg(a.attname, c.bounds -> (f.ord - 1)::text)
-                              FROM offload.segment_layouts l
-                              CROSS JOIN LATERAL jsonb_array_elements(l.fields) WITH ORDINALITY AS f(field, ord)
-                              JOIN pg_attribute a ON a.attrelid = s.segment_table AND a.attname = f.field ->> 'name'
-                                                 AND NOT a.attisdropped
-                                                 AND format_type(a.atttypid, NULL) = format_type((f.field ->> 'type')::regtype, NULL)
-                                                 AND a.atttypmod = (f.field ->> 'typmod')::int
-                             WHERE l.segment_id = s.id AND l.epoch = read_epoch AND c.bounds ? (f.ord - 1)::text))
+                 'bounds', (SELECT jsonb_object_agg(b.name, jsonb_build_array(b.stats -> 0, b.stats -> 1))
+                              FROM offload.chunk_stats(s.id, read_epoch, s.segment_table, c.bounds) b
+                             WHERE b.stats ->> 0 IS NOT NULL),
+                 'nulls', (SELECT jsonb_object_agg(b.name, b.stats -> 2)
+                             FROM offload.chunk_stats(s.id, read_epoch, s.segment_table, c.bounds) b))
                  ORDER BY c.seq), '[]')
                  FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch))
     FROM offload.segments s WHERE s.id = segment);

@@ -144,7 +144,7 @@ describe("the SQL endpoint through postgres_fdw", () => {
     db = await createTestDatabase("sql-endpoint");
     const password = endpointPassword(SECRET, USER);
     await db.pool.query(`
-      CREATE EXTENSION postgres_fdw;
+      CREATE EXTENSION IF NOT EXISTS postgres_fdw;
       CREATE ROLE ${role};
       CREATE SERVER cold FOREIGN DATA WRAPPER postgres_fdw
         OPTIONS (host '127.0.0.1', port '${port}', dbname 'x', fetch_size '2');

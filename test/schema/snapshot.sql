@@ -727,7 +727,7 @@ ALTER FUNCTION offload.check_type_change(s offload.segments, old_name text, cur 
 -- Name: chunk_bound_columns(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
-CREATE FUNCTION offload.chunk_bound_columns(rel regclass) RETURNS TABLE(name name, field integer, decode_as text, "collation" text)
+CREATE FUNCTION offload.chunk_bound_columns(rel regclass) RETURNS TABLE(name name, field integer, decode_as text, collation_name text)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -739,13 +739,35 @@ CREATE FUNCTION offload.chunk_bound_columns(rel regclass) RETURNS TABLE(name nam
             FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped) a
     JOIN offload.attachments t ON t.table_id = rel
     JOIN offload.policies p ON p.name = t.policy_name
-   WHERE p.reader = 'postgres_fdw'
+   WHERE offload.table_reader(rel) = 'postgres_fdw'
      AND (a.attname = p.time_column OR a.attname = ANY (p.zone_map_columns))
    ORDER BY a.field;
 $$;
 
 
 ALTER FUNCTION offload.chunk_bound_columns(rel regclass) OWNER TO <installer>;
+
+--
+-- Name: chunk_stats(bigint, integer, regclass, jsonb); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.chunk_stats(segment bigint, read_epoch integer, segment_table regclass, recorded jsonb) RETURNS TABLE(name name, stats jsonb)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  SELECT a.attname, recorded -> (f.ord - 1)::text
+    FROM offload.segment_layouts l
+    CROSS JOIN LATERAL jsonb_array_elements(l.fields) WITH ORDINALITY AS f(field, ord)
+    JOIN pg_attribute a ON a.attrelid = chunk_stats.segment_table AND a.attname = f.field ->> 'name'
+                       AND NOT a.attisdropped
+                       AND a.atttypid = (f.field ->> 'type')::regtype
+                       AND a.atttypmod = (f.field ->> 'typmod')::int
+   WHERE l.segment_id = chunk_stats.segment AND l.epoch = read_epoch
+     AND recorded ? (f.ord - 1)::text;
+$$;
+
+
+ALTER FUNCTION offload.chunk_stats(segment bigint, read_epoch integer, segment_table regclass, recorded jsonb) OWNER TO <installer>;
 
 --
 -- Name: column_changes(bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -1092,7 +1114,7 @@ ALTER FUNCTION offload.decode_type(typ oid, typmod integer) OWNER TO <installer>
 -- Name: define_policy(text, text, interval, bigint, interval, bigint, text[], bigint, bigint, integer, text); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
-CREATE FUNCTION offload.define_policy(name text, time_column text, older_than interval DEFAULT NULL::interval, keep_last bigint DEFAULT NULL::bigint, idle_for interval DEFAULT NULL::interval, keep_hot_bytes bigint DEFAULT NULL::bigint, zone_map_columns text[] DEFAULT '{}'::text[], segment_bytes bigint DEFAULT NULL::bigint, chunk_bytes bigint DEFAULT NULL::bigint, compression_level integer DEFAULT NULL::integer, reader text DEFAULT 'file_fdw'::text) RETURNS void
+CREATE FUNCTION offload.define_policy(name text, time_column text, older_than interval DEFAULT NULL::interval, keep_last bigint DEFAULT NULL::bigint, idle_for interval DEFAULT NULL::interval, keep_hot_bytes bigint DEFAULT NULL::bigint, zone_map_columns text[] DEFAULT '{}'::text[], segment_bytes bigint DEFAULT NULL::bigint, chunk_bytes bigint DEFAULT NULL::bigint, compression_level integer DEFAULT NULL::integer, reader text DEFAULT NULL::text) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1136,8 +1158,8 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: compression_level must be between 0 (none) and 22 (zstd maximum), got %', compression_level
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF reader IS NULL OR reader NOT IN ('file_fdw', 'postgres_fdw') THEN
-    RAISE EXCEPTION 'pg-offload: reader must be file_fdw or postgres_fdw, got %', coalesce(reader, 'NULL')
+  IF reader NOT IN ('file_fdw', 'postgres_fdw') THEN
+    RAISE EXCEPTION 'pg-offload: reader must be file_fdw or postgres_fdw, got %', reader
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF reader = 'postgres_fdw' AND NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'postgres_fdw') THEN
@@ -1502,6 +1524,27 @@ END $$;
 ALTER FUNCTION offload.follow_table(rel regclass) OWNER TO <installer>;
 
 --
+-- Name: forget_remote_readers(); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.forget_remote_readers() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  r offload.remote_readers%ROWTYPE;
+BEGIN
+  FOR r IN SELECT * FROM offload.remote_readers rr
+            WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = rr.table_id) LOOP
+    EXECUTE format('DROP SERVER IF EXISTS %I CASCADE', r.server);
+    DELETE FROM offload.remote_readers WHERE server = r.server;
+  END LOOP;
+END $$;
+
+
+ALTER FUNCTION offload.forget_remote_readers() OWNER TO <installer>;
+
+--
 -- Name: fresh_function_name(text); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -1530,6 +1573,7 @@ CREATE FUNCTION offload.gc_forget(grace interval, collected_segments bigint[]) R
   DELETE FROM offload.segment_layouts l USING offload.segments s
    WHERE s.id = l.segment_id AND l.epoch <> s.epoch
      AND NOT EXISTS (SELECT FROM offload.chunks c WHERE c.segment_id = l.segment_id AND c.epoch = l.epoch);
+  SELECT offload.forget_remote_readers();
 $$;
 
 
@@ -2594,14 +2638,11 @@ BEGIN
     'chunks', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                  'seq', c.seq, 'object_key', c.object_key, 'rows', c.rows, 'raw_bytes', c.raw_bytes,
                  'stored_bytes', c.stored_bytes,
-                 'bounds', (SELECT jsonb_object_agg(a.attname, c.bounds -> (f.ord - 1)::text)
-                              FROM offload.segment_layouts l
-                              CROSS JOIN LATERAL jsonb_array_elements(l.fields) WITH ORDINALITY AS f(field, ord)
-                              JOIN pg_attribute a ON a.attrelid = s.segment_table AND a.attname = f.field ->> 'name'
-                                                 AND NOT a.attisdropped
-                                                 AND format_type(a.atttypid, NULL) = format_type((f.field ->> 'type')::regtype, NULL)
-                                                 AND a.atttypmod = (f.field ->> 'typmod')::int
-                             WHERE l.segment_id = s.id AND l.epoch = read_epoch AND c.bounds ? (f.ord - 1)::text))
+                 'bounds', (SELECT jsonb_object_agg(b.name, jsonb_build_array(b.stats -> 0, b.stats -> 1))
+                              FROM offload.chunk_stats(s.id, read_epoch, s.segment_table, c.bounds) b
+                             WHERE b.stats ->> 0 IS NOT NULL),
+                 'nulls', (SELECT jsonb_object_agg(b.name, b.stats -> 2)
+                             FROM offload.chunk_stats(s.id, read_epoch, s.segment_table, c.bounds) b))
                  ORDER BY c.seq), '[]')
                  FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch))
     FROM offload.segments s WHERE s.id = segment);
@@ -3284,7 +3325,7 @@ CREATE TABLE offload.policies (
     segment_bytes bigint,
     chunk_bytes bigint,
     compression_level integer,
-    reader text DEFAULT 'file_fdw'::text NOT NULL,
+    reader text,
     CONSTRAINT policies_chunk_bytes_check CHECK (((chunk_bytes >= 4096) AND (chunk_bytes <= 268435456))),
     CONSTRAINT policies_compression_level_check CHECK (((compression_level >= 0) AND (compression_level <= 22))),
     CONSTRAINT policies_idle_for_check CHECK ((idle_for > '00:00:00'::interval)),
@@ -3305,7 +3346,7 @@ ALTER TABLE offload.policies OWNER TO <installer>;
 -- Name: COLUMN policies.reader; Type: COMMENT; Schema: offload; Owner: <installer>
 --
 
-COMMENT ON COLUMN offload.policies.reader IS 'pg-offload: how segment tables of the tables under this policy read their rows: file_fdw (a program) or postgres_fdw (the bridge as a server)';
+COMMENT ON COLUMN offload.policies.reader IS 'pg-offload: how new segment tables of the tables under this policy read their rows: file_fdw (a program) or postgres_fdw (the bridge as a server); NULL: the database''s pg_offload.reader setting, else file_fdw';
 
 
 --
@@ -3315,7 +3356,7 @@ COMMENT ON COLUMN offload.policies.reader IS 'pg-offload: how segment tables of 
 CREATE FUNCTION offload.table_reader(rel regclass) RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN COALESCE((SELECT p.reader FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (table_reader.rel)::oid)), 'file_fdw'::text);
+    RETURN COALESCE((SELECT p.reader FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (table_reader.rel)::oid)), CASE WHEN (current_setting('pg_offload.reader'::text, true) = ANY (ARRAY['file_fdw'::text, 'postgres_fdw'::text])) THEN current_setting('pg_offload.reader'::text, true) ELSE NULL::text END, 'file_fdw'::text);
 
 
 ALTER FUNCTION offload.table_reader(rel regclass) OWNER TO <installer>;
@@ -4179,6 +4220,13 @@ REVOKE ALL ON FUNCTION offload.chunk_bound_columns(rel regclass) FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION chunk_stats(segment bigint, read_epoch integer, segment_table regclass, recorded jsonb); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.chunk_stats(segment bigint, read_epoch integer, segment_table regclass, recorded jsonb) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION commit_segment(segment bigint, chunks jsonb, reader_program text, copied_rows bigint); Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -4225,6 +4273,13 @@ REVOKE ALL ON FUNCTION offload.due_partitions(rel regclass) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION offload.due_segments(rel regclass, target_bytes bigint) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION forget_remote_readers(); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.forget_remote_readers() FROM PUBLIC;
 
 
 --

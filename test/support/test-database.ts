@@ -13,7 +13,9 @@ const run = promisify(execFile);
 export const TEMPLATE_DATABASE = "pg_offload_template";
 
 /** The reader the suite's offloads use unless a policy names one (README, Tests). */
-const TEST_READER = ["file_fdw", "postgres_fdw"].find((r) => r === process.env.PGOFFLOAD_TEST_READER);
+const TEST_READER = ["file_fdw", "postgres_fdw"].find(
+  (r) => r === process.env.PGOFFLOAD_TEST_READER,
+);
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 /** Where the databases of failed tests are dumped; global setup empties it at each run's start. */
@@ -81,7 +83,8 @@ async function createDatabase(label: string, template: string): Promise<TestData
     await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
     // The whole suite runs through either reader: PGOFFLOAD_TEST_READER=postgres_fdw makes it the
     // database's default (policies that name a reader keep theirs).
-    if (TEST_READER) await admin.query(`ALTER DATABASE ${name} SET pg_offload.reader = '${TEST_READER}'`);
+    if (TEST_READER)
+      await admin.query(`ALTER DATABASE ${name} SET pg_offload.reader = '${TEST_READER}'`);
   });
   const url = serverUrl(name);
   const pool = new pg.Pool({ connectionString: url, max: 8 });
