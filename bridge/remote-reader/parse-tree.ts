@@ -79,6 +79,32 @@ function flattenBool(value: unknown): unknown {
   return out;
 }
 
+/**
+ * Type names without a leading pg_catalog: the deparser prints `bit varying` as `varbit`, which
+ * parses as a bare name. The evaluation runs with search_path = pg_catalog, pg_temp, where a bare
+ * type name means pg_catalog's type, so both spell the same type.
+ */
+function bareCatalogTypes(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(bareCatalogTypes);
+  if (typeof value !== "object" || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    // A TypeName is wrapped ({TypeName: ...}) in lists, bare under TypeCast's typeName.
+    out[k] = k === "TypeName" || k === "typeName" ? bareTypeName(v) : bareCatalogTypes(v);
+  }
+  return out;
+}
+
+function bareTypeName(typeName: unknown): unknown {
+  const fields = bareCatalogTypes(typeName) as Fields;
+  const parts = fields.names as unknown[] | undefined;
+  const first = parts && nodeOf(parts[0]);
+  if (!parts || parts.length < 2 || first?.[0] !== "String" || first[1].sval !== "pg_catalog") {
+    return fields;
+  }
+  return { ...fields, names: parts.slice(1) };
+}
+
 /** JSON text with object keys sorted: equal for equal trees whatever order keys were added in. */
 export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
@@ -120,8 +146,8 @@ export async function deparseChecked(select: Node): Promise<string> {
   } catch (error) {
     throw new DeparseMismatch(sql, { cause: error });
   }
-  const a = canonical(flattenBool(withoutLocations(reparsed)));
-  const b = canonical(flattenBool(withoutLocations(select)));
+  const same = (tree: Node) => canonical(bareCatalogTypes(flattenBool(withoutLocations(tree))));
+  const [a, b] = [same(reparsed), same(select)];
   if (a !== b) throw new DeparseMismatch(sql);
   return sql;
 }
