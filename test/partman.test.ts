@@ -183,7 +183,9 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
       `SELECT c.object_key FROM offload.chunks c JOIN offload.segments s ON s.id = c.segment_id
         WHERE s.table_id = 'clicks_drop'::regclass AND s.state = 'retired'`,
     );
-    expect(keys.length).toBeGreaterThanOrEqual(offloadedDropped.length);
+    // A partition without rows (the first day's, when the run starts late in the day) has no chunks.
+    const withRows = offloadedDropped.filter((n) => before.get("clicks_drop")!.has(n));
+    expect(keys.length).toBeGreaterThanOrEqual(withRows.length);
     const install = (
       await db.pool.query("SELECT id FROM offload.installation WHERE superseded_at IS NULL")
     ).rows[0].id;
@@ -213,7 +215,8 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
     );
     expect(detached.length).toBeGreaterThanOrEqual(5);
     for (const [name] of detached) {
-      expect(await allRows(db.pool, name), name).toEqual(before.get("clicks_detach")!.get(name));
+      const rows = before.get("clicks_detach")!.get(name) ?? []; // an empty partition: none
+      expect(await allRows(db.pool, name), name).toEqual(rows);
     }
     for (const s of await segmentsOf(db.pool, "clicks_detach")) {
       expect(s).toMatchObject({ state: "committed", exists: true });
@@ -231,7 +234,7 @@ describe.skipIf(!PARTMAN)("pg_partman maintenance on tables with offloaded parti
       expect(Number(rows[0].n)).toBe(stillCold.reduce((n, [, r]) => n + r.length, 0));
       for (const [name] of detached) {
         const { rows: again } = await client.query(`SELECT count(*)::int AS n FROM ${name}`);
-        expect(again[0].n).toBe(before.get("clicks_detach")!.get(name)!.length);
+        expect(again[0].n).toBe(before.get("clicks_detach")!.get(name)?.length ?? 0);
       }
     } finally {
       await client.query("ROLLBACK");
