@@ -37,21 +37,25 @@ export class SourceText {
     readonly bytes: Buffer,
     private readonly tokens: Token[],
     private readonly shift: number,
+    /** The bytes of the SELECT (without DECLARE ... FOR, EXPLAIN or a trailing semicolon). */
+    private readonly range: [number, number],
   ) {
     tokens.forEach((t, i) => this.byStart.set(t.start, i));
   }
 
   /** The text of `source`, or undefined when its tree's locations cannot be placed in it. */
   static async of(source: StatementSource): Promise<SourceText | undefined> {
+    let kind: string | undefined;
     let select: unknown;
     let tokens: Token[];
     try {
-      select = selectOf(await parse(source.sql));
+      [kind, select] = selectOf(await parse(source.sql));
       tokens = (await scan(source.sql)).tokens;
     } catch {
       return undefined;
     }
-    if (select === undefined) return undefined;
+    const begin = kind && selectStart(kind, tokens);
+    if (select === undefined || !begin) return undefined;
     const here = firstLocation(select);
     const wrapped = nodeOf(source.tree);
     const tree = wrapped?.[0] === "SelectStmt" ? wrapped[1] : source.tree;
@@ -60,7 +64,9 @@ export class SourceText {
     const shift = here - there;
     // The same statement, every location `shift` bytes away: the offsets are into this text.
     if (canonical(shifted(tree, shift)) !== canonical(select)) return undefined;
-    return new SourceText(Buffer.from(source.sql, "utf8"), tokens, shift);
+    const last = tokens[tokens.length - 1]?.text === ";" ? tokens.length - 2 : tokens.length - 1;
+    const bytes = Buffer.from(source.sql, "utf8");
+    return new SourceText(bytes, tokens, shift, [begin.start, tokens[last]!.end]);
   }
 
   /** Index of the token a node's location points at. */
@@ -98,13 +104,13 @@ export class SourceText {
   splice(edits: Edit[]): string | undefined {
     const sorted = [...edits].sort((a, b) => a.start - b.start || a.end - b.end);
     const parts: Buffer[] = [];
-    let at = 0;
+    let at = this.range[0];
     for (const e of sorted) {
-      if (e.start < at) return undefined;
+      if (e.start < at || e.end > this.range[1]) return undefined;
       parts.push(this.bytes.subarray(at, e.start), Buffer.from(e.text, "utf8"));
       at = e.end;
     }
-    parts.push(this.bytes.subarray(at));
+    parts.push(this.bytes.subarray(at, this.range[1]));
     return Buffer.concat(parts).toString("utf8");
   }
 
@@ -117,17 +123,28 @@ export class SourceText {
   }
 }
 
-/** The SelectStmt fields of a parse result of one SELECT, DECLARE ... FOR SELECT or EXPLAIN SELECT. */
-function selectOf(result: unknown): unknown {
+/**
+ * The statement's kind and SelectStmt fields, for a parse result of one SELECT, DECLARE ... FOR
+ * SELECT or EXPLAIN SELECT.
+ */
+function selectOf(result: unknown): [string | undefined, unknown] {
   const stmts = (result as { stmts?: Array<{ stmt?: unknown }> }).stmts ?? [];
-  if (stmts.length !== 1) return undefined;
-  const node = nodeOf(stmts[0]!.stmt);
-  if (node?.[0] === "SelectStmt") return node[1];
+  const node = stmts.length === 1 ? nodeOf(stmts[0]!.stmt) : undefined;
+  if (node?.[0] === "SelectStmt") return [node[0], node[1]];
   if (node?.[0] === "DeclareCursorStmt" || node?.[0] === "ExplainStmt") {
     const query = nodeOf(node[1].query);
-    return query?.[0] === "SelectStmt" ? query[1] : undefined;
+    return [node[0], query?.[0] === "SelectStmt" ? query[1] : undefined];
   }
-  return undefined;
+  return [undefined, undefined];
+}
+
+/** The first token of the SELECT: after `DECLARE name ... CURSOR ... FOR`, after `EXPLAIN`. */
+function selectStart(kind: string, tokens: Token[]): Token | undefined {
+  if (kind === "SelectStmt") return tokens[0];
+  if (kind === "ExplainStmt") return tokens[1];
+  const cursor = tokens.findIndex((t) => t.text.toUpperCase() === "CURSOR");
+  const forAt = tokens.findIndex((t, i) => i > cursor && t.text.toUpperCase() === "FOR");
+  return cursor < 0 || forAt < 0 ? undefined : tokens[forAt + 1];
 }
 
 function firstLocation(value: unknown): number | undefined {

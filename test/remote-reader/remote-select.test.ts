@@ -415,6 +415,30 @@ describe("the evaluation keeps the statement's own text", () => {
     await expectSame(sql);
   });
 
+  it("inside DECLARE ... CURSOR FOR (the text the endpoint passes, locations into it)", async () => {
+    const select = `SELECT r1.id, r1.pr, r1.bits FROM public."Awkward ""Seg"" 3" r1 WHERE ((r1.label = 'unicode: żółć 日本語 🎉 4'::text)) OR (((r1.bits & B'0000000000000001'::"bit") = B'0000000000000001'::"bit"))`;
+    const sql = `DECLARE c1 CURSOR FOR\n${select}`;
+    const parsed = (await parse(sql)) as {
+      stmts: Array<{ stmt: { DeclareCursorStmt: { query: { SelectStmt: unknown } } } }>;
+    };
+    const query: RemoteSelect = {
+      sql,
+      tree: parsed.stmts[0]!.stmt.DeclareCursorStmt.query.SelectStmt,
+      params: [],
+      paramTypes: [],
+    };
+    const result = await runner.select(
+      { table: "public.awkward", tableOid },
+      query,
+      FDW_SETTINGS,
+      new AbortController().signal,
+    );
+    const rows: string[] = [];
+    for await (const row of result.rows) rows.push(JSON.stringify(row));
+    expect(rows.sort()).toEqual((await hot(select)).sort());
+    expect(rows.length).toBeGreaterThan(100);
+  });
+
   it("with TABLESAMPLE, an alias and a unicode literal", async () => {
     const all = new Set(await hot("SELECT r1.id, r1.pr, NULL FROM public.awkward r1"));
     const rows = await cold(
