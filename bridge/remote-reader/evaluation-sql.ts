@@ -2,13 +2,21 @@
  * The SQL that evaluates a validated statement over rows given as text arrays: every relation
  * the statement names becomes a subquery that decodes the columns from `unnest($k::text[], ...)`
  * as the table's types and collations, under the relation's alias; everything else is the
- * statement's own (validated) tree. The text is made by pgsql-deparser and run only if it parses
- * back to the very tree built here.
+ * statement's own (validated) tree. The text is the statement's own text with those spans
+ * replaced (statement-splice.ts), or else the tree printed by pgsql-deparser; either is run only
+ * if it parses back to the very tree built here.
  */
 import { ColdReadError } from "./cold-data.ts";
 import type { SegmentShape } from "./segment-source.ts";
 import type { ValidatedSelect } from "./select-validator.ts";
 import {
+  evaluationEdits,
+  SourceText,
+  type SpliceChanges,
+  type StatementSource,
+} from "./statement-splice.ts";
+import {
+  checkedText,
   deparseChecked,
   DeparseMismatch,
   nodeOf,
@@ -75,8 +83,8 @@ export function relationInputs(
   });
 }
 
-/** The subquery standing for one relation: `(SELECT decoded columns, row number FROM unnest(...)) alias`. */
-async function typedSubquery(input: RelationInput): Promise<Node> {
+/** The text of one relation's subquery, without its alias: `(SELECT decoded columns, row number FROM unnest(...))`. */
+function subqueryText(input: RelationInput): string {
   const outputs: string[] = [];
   const unnestArgs: string[] = [];
   const names: string[] = [];
@@ -90,9 +98,15 @@ async function typedSubquery(input: RelationInput): Promise<Node> {
     }
   });
   outputs.push(`r.ord AS ${quoteIdent(ROW_NUMBER_COLUMN)}`);
-  const sql =
-    `SELECT * FROM (SELECT ${outputs.join(", ")} FROM ROWS FROM (${unnestArgs.join(", ")})` +
-    ` WITH ORDINALITY AS r(${[...names, "ord"].join(", ")})) AS ${quoteIdent(input.alias)}`;
+  return (
+    `(SELECT ${outputs.join(", ")} FROM ROWS FROM (${unnestArgs.join(", ")})` +
+    ` WITH ORDINALITY AS r(${[...names, "ord"].join(", ")}))`
+  );
+}
+
+/** The subquery node standing for one relation, under the relation's alias. */
+async function typedSubquery(input: RelationInput): Promise<Node> {
+  const sql = `SELECT * FROM ${subqueryText(input)} AS ${quoteIdent(input.alias)}`;
   const parsed = await parseSelect(sql);
   const from = parsed.SelectStmt!.fromClause as unknown[];
   return from[0] as Node;
@@ -112,9 +126,15 @@ function rebuild(value: unknown, replace: (fields: Fields) => unknown): unknown 
   return out;
 }
 
+/** The statement as received, for splicing, and the type names of its Parse-typed parameters. */
+export interface EvaluationSource extends StatementSource {
+  paramTypes: Map<number, string>;
+}
+
 export async function evaluationSql(
   v: ValidatedSelect,
   inputs: RelationInput[],
+  source?: EvaluationSource,
 ): Promise<EvaluationSql> {
   const subqueries = new Map<Fields, unknown>();
   for (let r = 0; r < v.relations.length; r++)
@@ -122,47 +142,109 @@ export async function evaluationSql(
   // The sampled relation's rows are sampled by the reader: the evaluation reads them all.
   if (v.sample) subqueries.set(v.sample.node, subqueries.get(v.relations[0]!));
   let select = rebuild(v.select, (f) => subqueries.get(f)) as Fields;
+  const changes: SpliceChanges = {
+    relations: v.relations.map((rv, r) => {
+      const alias = rv.alias === undefined ? ` AS ${quoteIdent(inputs[r]!.alias)}` : "";
+      return subqueryText(inputs[r]!) + alias;
+    }),
+    paramTypes: source?.paramTypes ?? new Map(),
+  };
   let simpleColumns: EvaluationSql["simpleColumns"];
   if (v.simple) {
-    // Output the decoded columns and the row number; undecodable ones come from the stored text.
-    const input = inputs[0]!;
-    const template = await parseSelect(
-      `SELECT NULL, ${quoteIdent(input.alias)}.${quoteIdent(ROW_NUMBER_COLUMN)} FROM x`,
-    );
-    const [nullTarget, rowTarget] = template.SelectStmt!.targetList as unknown[];
-    const targets = select.targetList as unknown[];
-    simpleColumns = [];
-    const newTargets: unknown[] = [];
-    v.simple.targets.forEach((t, i) => {
-      if (t.column === undefined) {
-        simpleColumns!.push("null");
-        newTargets.push(targets[i]);
-        return;
-      }
-      const col = input.shape.columns.findIndex((c) => c.name === t.column);
-      if (col >= 0 && !input.shape.columns[col]!.decodable) {
-        if (t.qualifier !== undefined && t.qualifier !== input.alias)
-          throw new ColdReadError(`missing FROM-clause entry for table "${t.qualifier}"`, "42P01");
-        simpleColumns!.push(col);
-        newTargets.push(nullTarget);
-      } else {
-        simpleColumns!.push(null);
-        newTargets.push(targets[i]);
-      }
-    });
-    newTargets.push(rowTarget);
-    select = { ...select, targetList: newTargets };
+    const simple = await simpleTargets(v, inputs[0]!, select);
+    simpleColumns = simple.columns;
+    select = { ...select, targetList: simple.targets };
+    changes.nulled = simple.nulled;
+    changes.appended = simple.rowNumber;
+  }
+  const spliced = source && (await splicedText(source, v, changes));
+  const sql = await checkedSql({ SelectStmt: select }, spliced);
+  return { sql, relations: inputs, simpleColumns };
+}
+
+interface SimpleTargets {
+  columns: NonNullable<EvaluationSql["simpleColumns"]>;
+  targets: unknown[];
+  /** Indexes of the targets replaced by NULL. */
+  nulled: number[];
+  /** The text of the row-number target appended. */
+  rowNumber: string;
+}
+
+/** The simple scan outputs the decoded columns and the row number; undecodable ones come from the stored text. */
+async function simpleTargets(
+  v: ValidatedSelect,
+  input: RelationInput,
+  select: Fields,
+): Promise<SimpleTargets> {
+  const rowNumber = `${quoteIdent(input.alias)}.${quoteIdent(ROW_NUMBER_COLUMN)}`;
+  const template = await parseSelect(`SELECT NULL, ${rowNumber} FROM x`);
+  const [nullTarget, rowTarget] = template.SelectStmt!.targetList as unknown[];
+  const targets = select.targetList as unknown[];
+  const out: SimpleTargets = { columns: [], targets: [], nulled: [], rowNumber };
+  v.simple!.targets.forEach((t, i) => {
+    const col = input.shape.columns.findIndex((c) => c.name === t.column);
+    if (t.column === undefined) {
+      out.columns.push("null");
+      out.targets.push(targets[i]);
+    } else if (col >= 0 && !input.shape.columns[col]!.decodable) {
+      if (t.qualifier !== undefined && t.qualifier !== input.alias)
+        throw new ColdReadError(`missing FROM-clause entry for table "${t.qualifier}"`, "42P01");
+      out.columns.push(col);
+      out.targets.push(nullTarget);
+      out.nulled.push(i);
+    } else {
+      out.columns.push(null);
+      out.targets.push(targets[i]);
+    }
+  });
+  out.targets.push(rowTarget);
+  return out;
+}
+
+/** The statement's own text with the changed spans replaced, or undefined when they cannot be placed. */
+async function splicedText(
+  source: StatementSource,
+  v: ValidatedSelect,
+  changes: SpliceChanges,
+): Promise<string | undefined> {
+  const text = await SourceText.of(source);
+  const edits = text && evaluationEdits(text, v, changes);
+  return edits && text.splice(edits);
+}
+
+/** The spliced text if it parses back to `select`, else the deparsed one if that does; else refused. */
+async function checkedSql(select: Node, spliced: string | undefined): Promise<string> {
+  if (spliced !== undefined) {
+    try {
+      return await checkedText(spliced, select);
+    } catch (error) {
+      if (!(error instanceof DeparseMismatch)) throw error;
+    }
   }
   try {
-    const sql = await deparseChecked({ SelectStmt: select });
-    return { sql, relations: inputs, simpleColumns };
+    return await deparseChecked(select);
   } catch (error) {
-    if (error instanceof DeparseMismatch)
-      throw new ColdReadError(
-        "the statement could not be rebuilt exactly (the deparser prints it differently); it is not run",
-        "0A000",
-        { cause: error },
-      );
-    throw error;
+    if (!(error instanceof DeparseMismatch)) throw error;
+    throw new ColdReadError(
+      "the statement could not be rebuilt exactly (neither its own text with the relations replaced nor the deparser's text parses back to it); it is not run",
+      "0A000",
+      { cause: new EvaluationTextMismatch(spliced, error.sql, { cause: error }) },
+    );
+  }
+}
+
+/** Both texts tried for a statement, neither of which parses back to its tree (for diagnosis). */
+export class EvaluationTextMismatch extends Error {
+  constructor(
+    readonly spliced: string | undefined,
+    /** The deparser's text. */
+    readonly sql: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `neither text parses back to the validated tree; spliced: ${spliced ?? "(could not splice)"}; deparsed: ${sql}`,
+      options,
+    );
   }
 }

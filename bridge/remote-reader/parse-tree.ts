@@ -140,6 +140,14 @@ export async function deparseChecked(select: Node): Promise<string> {
   } catch (error) {
     throw new DeparseMismatch("", { cause: error });
   }
+  return checkedText(sql, select);
+}
+
+/**
+ * `sql` if it parses to the very same SelectStmt tree (but for locations, nested AND/OR and
+ * pg_catalog type qualifiers); otherwise throws DeparseMismatch.
+ */
+export async function checkedText(sql: string, select: Node): Promise<string> {
   let reparsed: Node;
   try {
     reparsed = await parseSelect(sql);
@@ -147,8 +155,7 @@ export async function deparseChecked(select: Node): Promise<string> {
     throw new DeparseMismatch(sql, { cause: error });
   }
   const same = (tree: Node) => canonical(bareCatalogTypes(flattenBool(withoutLocations(tree))));
-  const [a, b] = [same(reparsed), same(select)];
-  if (a !== b) throw new DeparseMismatch(sql);
+  if (same(reparsed) !== same(select)) throw new DeparseMismatch(sql);
   return sql;
 }
 
@@ -157,7 +164,7 @@ export class DeparseMismatch extends Error {
     readonly sql: string,
     options?: ErrorOptions,
   ) {
-    super("the deparsed statement does not parse back to the validated tree", options);
+    super("the statement text does not parse back to the validated tree", options);
   }
 }
 

@@ -161,7 +161,7 @@ export class RemoteSelectRunner {
     describe: boolean,
   ): Promise<Prepared> {
     const tree = structuredClone(query.tree);
-    await this.typeParameters(tree, query.paramTypes);
+    const paramTypes = await this.typeParameters(tree, query.paramTypes);
     const v = validateSelect(tree, query.params.length);
     await this.checks.checkFunctions(v.functions);
     const shapes: SegmentShape[] = [];
@@ -173,7 +173,11 @@ export class RemoteSelectRunner {
         }),
       );
     const inputs = relationInputs(v, shapes, query.params.length);
-    const evaluation = await evaluationSql(v, inputs);
+    const evaluation = await evaluationSql(v, inputs, {
+      sql: query.sql,
+      tree: query.tree,
+      paramTypes,
+    });
     const single = inputs.length === 1 ? inputs[0]! : undefined;
     const planner = single
       ? await SkipPlanner.plan(v, single.shape, single.alias, query.params)
@@ -220,11 +224,12 @@ export class RemoteSelectRunner {
   /**
    * Parameters the client typed in its Parse message (postgres_fdw leaves them 0 and casts in
    * the text) become `$n::type`: the value is read by the type's input function either way. The
-   * cast is then checked like any other.
+   * cast is then checked like any other. Returns the type names by parameter number.
    */
-  private async typeParameters(tree: unknown, paramTypes: number[]): Promise<void> {
+  private async typeParameters(tree: unknown, paramTypes: number[]): Promise<Map<number, string>> {
     const typed = paramTypes.flatMap((oid, i) => (oid ? [[i + 1, oid] as const] : []));
-    if (typed.length === 0) return;
+    const typeNames = new Map<number, string>();
+    if (typed.length === 0) return typeNames;
     const { rows } = await this.pool.query<{ name: string | null }>(
       "SELECT pg_catalog.format_type(t, NULL) AS name FROM pg_catalog.unnest($1::pg_catalog.oid[]) WITH ORDINALITY AS a(t, i) ORDER BY a.i",
       [typed.map(([, oid]) => oid)],
@@ -237,8 +242,10 @@ export class RemoteSelectRunner {
       const parsed = await parseSelect(`SELECT NULL::${name}`);
       const cast = nodeOf((parsed.SelectStmt!.targetList as unknown[])[0])![1].val;
       casts.set(typed[k]![0], nodeOf(cast)![1].typeName);
+      typeNames.set(typed[k]![0], name);
     }
     wrapParams(tree, casts);
+    return typeNames;
   }
 
   /** The result's columns: the evaluation run over no rows (which also checks it compiles). */
