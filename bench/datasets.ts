@@ -6,6 +6,8 @@ export interface Dataset {
   timeColumn: string;
   /** The primary key's columns, given to the hot copy too. */
   primaryKey: string;
+  /** The column point lookups and the join use: the policy's zone map. */
+  lookupKey: string;
   /** Builds the table (with its indexes) in the current database. */
   createSql(rows: number): string;
   /** The rows the policy moves out, as a WHERE condition: the baseline pipeline copies these. */
@@ -49,6 +51,7 @@ function dataset(
     name,
     timeColumn,
     primaryKey,
+    lookupKey: primaryKey.split(",")[0]!.trim(),
     coldCondition,
     createSql: (rows) => sqlFile(`${name}.sql`).replaceAll("{rows}", String(rows)),
     query: (query, table) =>

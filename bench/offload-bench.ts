@@ -32,6 +32,7 @@ export interface ScanFigures {
 export interface BenchResult {
   dataset: string;
   store: string;
+  reader: string;
   rows: number;
   /** Table plus indexes, before offload. */
   heapTotalBytes: number;
@@ -69,6 +70,9 @@ export async function runOffloadBench(
     workers: number[];
     runs: number;
     storeKind: string;
+    reader: "file_fdw" | "postgres_fdw";
+    /** The policy's chunk_bytes; undefined: the bridge's. */
+    chunkBytes?: number;
     compressionLevel: number;
     explain: boolean;
     segmentBytes?: number;
@@ -80,9 +84,13 @@ export async function runOffloadBench(
     db,
     `SELECT pg_total_relation_size('${table}') AS bytes, count(*) AS rows FROM ${table}`,
   );
+  // Both readers get the same zone map: the lookup key, so point lookups can skip data.
   await db.query(
     `SELECT offload.define_policy('bench', time_column => '${dataset.timeColumn}', older_than => interval '30 days'` +
-      (opts.segmentBytes ? `, segment_bytes => ${opts.segmentBytes})` : ")"),
+      `, zone_map_columns => '{${dataset.lookupKey}}', reader => '${opts.reader}'` +
+      (opts.segmentBytes ? `, segment_bytes => ${opts.segmentBytes}` : "") +
+      (opts.chunkBytes ? `, chunk_bytes => ${opts.chunkBytes}` : "") +
+      ")",
   );
   await db.query(`SELECT offload.attach_policy('${table}', 'bench')`);
   const cold = await one(
@@ -100,6 +108,7 @@ export async function runOffloadBench(
   return {
     dataset: table,
     store: opts.storeKind,
+    reader: opts.reader,
     rows: Number(heap.rows),
     heapTotalBytes: Number(heap.bytes),
     coldRows: Number(cold.rows),

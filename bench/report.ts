@@ -12,7 +12,7 @@ export function printResult(r: BenchResult): void {
   const gb = r.coldHeapBytes / 1024 ** 3;
   say();
   say(
-    `== ${r.dataset} on the ${r.store} store: ${r.rows.toLocaleString("en")} rows, ` +
+    `== ${r.dataset} on the ${r.store} store, read through ${r.reader}: ${r.rows.toLocaleString("en")} rows, ` +
       `heap + indexes ${mb(r.heapTotalBytes)}; cold: ${r.coldRows.toLocaleString("en")} rows, ` +
       `${mb(r.coldHeapBytes)} of heap, ${r.offload.segments} segments`,
   );

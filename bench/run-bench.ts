@@ -39,6 +39,8 @@ const USAGE = `npm run bench -- [options]
   --background-mib-per-sec N  cap on the offload's store writes (default 0: none)
   --cache-mib N            the bridge's disk cache (default 1024; 0: no cache, memory tier included)
   --encoder-threads N      threads compressing chunks; 0 compresses on the event loop (default: the bridge's)
+  --readers file_fdw,postgres_fdw  the readers to compare, each on its own offload of the same data (default both)
+  --remote-chunk-mib N     chunk size of the postgres_fdw reader's policy, its block size (default 1)
 `;
 
 interface Options {
@@ -56,7 +58,11 @@ interface Options {
   backgroundBytesPerSecond: number;
   encoderThreads?: number;
   cacheBytes: number;
+  readers: Reader[];
+  remoteChunkBytes: number;
 }
+
+type Reader = "file_fdw" | "postgres_fdw";
 
 function options(): Options {
   const { values } = parseArgs({
@@ -76,6 +82,8 @@ function options(): Options {
       "background-mib-per-sec": { type: "string", default: "0" },
       "encoder-threads": { type: "string" },
       "cache-mib": { type: "string", default: "1024" },
+      readers: { type: "string", default: "file_fdw,postgres_fdw" },
+      "remote-chunk-mib": { type: "string", default: "1" },
     },
   });
   if (values.help) {
@@ -92,6 +100,12 @@ function options(): Options {
     if (!found) throw new Error(`--datasets: unknown dataset "${name}" (readings, lineitem)`);
     return found;
   });
+  const readers = list(values.readers);
+  for (const reader of readers) {
+    if (reader !== "file_fdw" && reader !== "postgres_fdw") {
+      throw new Error(`--readers: unknown reader "${reader}" (file_fdw, postgres_fdw)`);
+    }
+  }
   const rows = Number(values.rows);
   if (!Number.isInteger(rows) || rows < 1000) throw new Error("--rows: an integer >= 1000");
   return {
@@ -110,6 +124,8 @@ function options(): Options {
     cacheBytes: mib(values["cache-mib"]),
     encoderThreads:
       values["encoder-threads"] === undefined ? undefined : Number(values["encoder-threads"]),
+    readers: readers as Reader[],
+    remoteChunkBytes: mib(values["remote-chunk-mib"]),
   };
 }
 
@@ -128,8 +144,10 @@ async function main(): Promise<void> {
     for (const dataset of opts.datasets) {
       const template = await buildTemplate(server, dataset, opts.rows);
       for (const store of opts.stores) {
-        const result = await benchOne(server, s3, dataset, template, store, opts);
-        printResult(result);
+        for (const reader of opts.readers) {
+          const result = await benchOne(server, s3, dataset, template, { store, reader }, opts);
+          printResult(result);
+        }
       }
     }
   } finally {
@@ -172,10 +190,10 @@ async function benchOne(
   s3: LocalS3 | undefined,
   dataset: Dataset,
   template: string,
-  store: "local" | "s3",
+  { store, reader }: { store: "local" | "s3"; reader: Reader },
   opts: Options,
 ) {
-  const database = `${template}_${store}`;
+  const database = `${template}_${store}_${reader}`;
   await adminQuery(server, `CREATE DATABASE ${database} TEMPLATE ${template}`);
   const scratch = await mkdtemp(join(tmpdir(), "pg-offload-bench-"));
   const storeConfig = benchStore(store, s3, scratch, dataset.name);
@@ -216,6 +234,9 @@ async function benchOne(
     return await runOffloadBench(target, dataset, {
       ...opts,
       storeKind: store,
+      reader,
+      // The block the postgres_fdw reader skips by is a chunk: smaller ones fetch less per lookup.
+      chunkBytes: reader === "postgres_fdw" ? opts.remoteChunkBytes : undefined,
     });
   } finally {
     await db.end();

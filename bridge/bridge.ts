@@ -211,7 +211,9 @@ async function startReadEndpoint(
     await readers.leave();
   });
   await adoptSegmentTables(db, log);
-  return { ...reads, readers, remoteReaders: new RemoteReaderSetup(db, sql?.secret) };
+  const remoteReaders = new RemoteReaderSetup(db, sql?.secret);
+  await remoteReaders.refreshPasswords();
+  return { ...reads, readers, remoteReaders };
 }
 
 /** The worker that claims and runs jobs, woken by NOTIFY on its own connection. */

@@ -27,6 +27,8 @@ export interface BridgeConfig {
   sqlAdvertisedHost?: string;
   /** The file holding the secret the SQL endpoint's passwords derive from. */
   sqlSecretFile: string;
+  /** PEM files of the SQL endpoint's TLS certificate and key; undefined: no TLS. */
+  sqlTls?: { certFile: string; keyFile: string };
   /** About this many bytes of heap go into one segment (one foreign table). */
   segmentTargetBytes: number;
   /** About this many bytes of COPY text go into one stored chunk (one object). */
@@ -94,6 +96,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
     sqlListen: get("PGOFFLOAD_SQL_LISTEN"),
     sqlAdvertisedHost: get("PGOFFLOAD_SQL_ADVERTISED_HOST"),
     sqlSecretFile: get("PGOFFLOAD_SQL_SECRET_FILE"),
+    sqlTls: sqlTls(get),
     segmentTargetBytes: get("PGOFFLOAD_SEGMENT_BYTES"),
     chunkBytes: get("PGOFFLOAD_CHUNK_BYTES"),
     uploadConcurrency: get("PGOFFLOAD_UPLOAD_CONCURRENCY"),
@@ -126,6 +129,19 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BridgeConfi
 }
 
 type Get = <N extends SettingName>(name: N) => SettingValue<N>;
+
+/** TLS for the SQL endpoint takes both files or neither. */
+function sqlTls(get: Get): BridgeConfig["sqlTls"] {
+  const certFile = get("PGOFFLOAD_SQL_TLS_CERT_FILE");
+  const keyFile = get("PGOFFLOAD_SQL_TLS_KEY_FILE");
+  if (!certFile !== !keyFile) {
+    throw new ConfigError(
+      certFile ? "PGOFFLOAD_SQL_TLS_KEY_FILE" : "PGOFFLOAD_SQL_TLS_CERT_FILE",
+      "is needed too: TLS takes a certificate and its key",
+    );
+  }
+  return certFile && keyFile ? { certFile, keyFile } : undefined;
+}
 
 /** The key itself is read at start-up (storage/chunk-keys.ts); here only where it comes from. */
 function encryptionKeys(get: Get): KeySources {

@@ -39,7 +39,7 @@ export class ReadEndpointRegistry implements ReaderPrograms {
   constructor(
     private readonly db: pg.Pool,
     /** This bridge's read endpoint, and its SQL endpoint when it runs one (postgres_fdw's). */
-    private readonly own: ReaderTarget & { sql?: { host: string; port: number } },
+    private readonly own: ReaderTarget & { sql?: { host: string; port: number; tls: boolean } },
     private readonly workerId: string,
     private readonly staleAfterMs: number,
     private readonly log: Logger,

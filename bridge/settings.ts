@@ -284,6 +284,19 @@ const TABLE = {
     meaning:
       "file holding the secret the SQL endpoint's passwords derive from (one word, 16+ characters, mode 600; the same for every bridge of a database); created with 32 random bytes when missing",
   }),
+  PGOFFLOAD_SQL_TLS_CERT_FILE: {
+    read: (env: Env, name: string): string | undefined =>
+      env[name] ? checkedPath(name, env[name]) : undefined,
+    shownDefault: "none",
+    meaning:
+      "PEM certificate (chain) of the SQL endpoint; with the key, postgres_fdw connects with TLS (`sslmode=require` once every bridge of the database has one)",
+  },
+  PGOFFLOAD_SQL_TLS_KEY_FILE: {
+    read: (env: Env, name: string): string | undefined =>
+      env[name] ? checkedPath(name, env[name]) : undefined,
+    shownDefault: "none",
+    meaning: "PEM private key of that certificate",
+  },
   PGOFFLOAD_SEGMENT_BYTES: integer({
     default: 64 * MIB,
     min: 1,

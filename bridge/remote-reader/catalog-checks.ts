@@ -15,7 +15,7 @@ const DENIED_FUNCTIONS = new Set(["set_config", "current_setting", "ts_rewrite",
 /** Every function of pg_catalog: whether it is safe to call, and which argument counts it takes. */
 const FUNCTIONS_SQL = `
 SELECT p.proname, p.pronargs, p.pronargdefaults, p.provariadic <> 0 AS variadic,
-       p.provolatile = 'i' AND NOT p.proretset AND p.prokind IN ('f', 'a')
+       p.provolatile, NOT p.proretset AND p.prokind IN ('f', 'a')
        AND NOT EXISTS (
          SELECT FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[] || p.prorettype) AS a(t)
            JOIN pg_catalog.pg_type ty ON ty.oid = a.t
@@ -27,6 +27,9 @@ SELECT p.proname, p.pronargs, p.pronargdefaults, p.provariadic <> 0 AS variadic,
 interface Overload {
   min: number;
   max: number;
+  /** Immutable ('i'), stable ('s') or volatile ('v'). */
+  volatility: string;
+  /** Not set-returning, no internal, cstring or reg* value, not denied. */
   safe: boolean;
 }
 
@@ -43,6 +46,7 @@ export class CatalogChecks {
         pronargs: number;
         pronargdefaults: number;
         variadic: boolean;
+        provolatile: string;
         safe: boolean;
       }>(FUNCTIONS_SQL)
       .then(
@@ -53,6 +57,7 @@ export class CatalogChecks {
             list.push({
               min: row.pronargs - row.pronargdefaults - (row.variadic ? 1 : 0),
               max: row.variadic ? Infinity : row.pronargs,
+              volatility: row.provolatile,
               safe: row.safe && !DENIED_FUNCTIONS.has(row.proname),
             });
             map.set(row.proname, list);
@@ -69,16 +74,23 @@ export class CatalogChecks {
 
   /**
    * Every call must name a pg_catalog function of which every overload that takes that many
-   * arguments is immutable, not set-returning and takes no internal, cstring or reg* value: the
-   * one PostgreSQL picks is then safe whichever it is.
+   * arguments is safe (not set-returning, no internal, cstring or reg* value) and immutable, the
+   * one PostgreSQL picks then being safe whichever it is. A family with immutable forms may have
+   * stable ones too (date_trunc, date_part, to_char: the forms on timestamptz read the time
+   * zone): postgres_fdw ships the immutable form, and which form applies is the server's choice
+   * by argument types, so such a family is allowed; a stable one alone (current_setting,
+   * has_table_privilege, ...) never is, nor anything volatile.
    */
   async checkFunctions(calls: FunctionCall[]): Promise<void> {
     const all = await this.overloads();
     for (const { name, args } of calls) {
       const candidates = (all.get(name) ?? []).filter((o) => o.min <= args && args <= o.max);
-      if (candidates.length === 0 || candidates.some((o) => !o.safe))
+      const allowed =
+        candidates.some((o) => o.volatility === "i") &&
+        candidates.every((o) => o.safe && (o.volatility === "i" || o.volatility === "s"));
+      if (!allowed)
         refuse(
-          `function ${name} is not allowed: only pg_catalog functions immutable in every form taking ${args} argument(s) are`,
+          `function ${name} is not allowed: only pg_catalog functions with an immutable form taking ${args} argument(s), and no volatile one, are`,
           "42501",
         );
     }

@@ -34,10 +34,26 @@ export class RemoteReaderSetup {
         {},
       );
     }
+    await this.setPassword(this.secret, tableOid, login);
+    return { chunkBounds: chunkBoundsOf(this.db, await boundColumns(this.db, tableOid)) };
+  }
+
+  /**
+   * At start: every table's mapping gets the password this bridge's secret gives, so that a
+   * rotated secret takes effect for tables no offload touches again.
+   */
+  async refreshPasswords(): Promise<void> {
+    if (!this.secret) return;
+    const { rows } = await this.db.query<{ table_oid: number; login: string }>(
+      "SELECT table_id::oid AS table_oid, login FROM offload.remote_readers WHERE table_id::oid IN (SELECT oid FROM pg_class)",
+    );
+    for (const row of rows) await this.setPassword(this.secret, Number(row.table_oid), row.login);
+  }
+
+  private async setPassword(secret: Buffer, tableOid: number, login: string): Promise<void> {
     await this.db.query("SELECT offload.set_remote_reader_password($1::oid::regclass, $2)", [
       tableOid,
-      endpointPassword(this.secret, login),
+      endpointPassword(secret, login),
     ]);
-    return { chunkBounds: chunkBoundsOf(this.db, await boundColumns(this.db, tableOid)) };
   }
 }

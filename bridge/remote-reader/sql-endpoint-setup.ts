@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import type pg from "pg";
 import type { ChunkFetcher } from "../chunk-fetcher.ts";
 import type { BridgeConfig } from "../config.ts";
@@ -12,7 +13,7 @@ import { SqlEndpoint } from "./sql-endpoint.ts";
 export interface OpenSqlEndpoint {
   endpoint: SqlEndpoint;
   /** Where postgres_fdw reaches it (recorded with the bridge's read endpoint). */
-  address: { host: string; port: number };
+  address: { host: string; port: number; tls: boolean };
   /** The secret its logins' passwords derive from. */
   secret: Buffer;
 }
@@ -40,8 +41,12 @@ export async function openSqlEndpoint(
     estimate: (table, query) => runner.estimate(table, query),
     relationSize: (table, relation) => runner.relationSize(table, relation),
   };
-  const endpoint = new SqlEndpoint(cold, log, { secret });
+  const tls = config.sqlTls && {
+    cert: await readFile(config.sqlTls.certFile),
+    key: await readFile(config.sqlTls.keyFile),
+  };
+  const endpoint = new SqlEndpoint(cold, log, { secret, tls });
   const bound = await endpoint.listenOnTcp(config.sqlListen.host, config.sqlListen.port);
   const host = config.sqlAdvertisedHost ?? config.sqlListen.host;
-  return { endpoint, address: { host, port: bound.port }, secret };
+  return { endpoint, address: { host, port: bound.port, tls: Boolean(tls) }, secret };
 }
