@@ -491,6 +491,7 @@ const OTHER_VARIABLES = new Set([
   "PGOFFLOAD_FAILPOINT",
   "PGOFFLOAD_FAILPOINT_RESUME",
   "PGOFFLOAD_TEST_LOG",
+  "PGOFFLOAD_TEST_READER",
 ]);
 
 export type SettingSource = "file" | "environment";

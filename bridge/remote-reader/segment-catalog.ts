@@ -2,6 +2,7 @@ import type pg from "pg";
 import { ChunkFetcher, SegmentReadError, type IndexedChunk } from "../chunk-fetcher.ts";
 import { columnMapper, type ReadPlan } from "../column-mapper.ts";
 import { idempotentQuery } from "../db.ts";
+import { failpoint } from "../failpoints.ts";
 import { describeError } from "../../storage/describe-error.ts";
 import { ColdReadError, type AuthorizedTable, type RemoteRelationName } from "./cold-data.ts";
 import type { ChunkSource, SegmentCatalog, SegmentShape } from "./segment-source.ts";
@@ -92,6 +93,7 @@ export class RemoteSegmentCatalog implements SegmentCatalog, ChunkSource {
     const chunk = fetchable.chunks.get(seq);
     if (!chunk) throw new SegmentReadError(`no chunk ${seq}`, shape.table, shape.segment);
     const raw = await this.chunks.fetch(shape.table, shape.segment, chunk, signal);
+    failpoint("after-chunk-served"); // as the file reader's, so fault tests reach both readers
     const map = columnMapper(fetchable.plan);
     if (!map) return raw;
     try {
