@@ -266,6 +266,11 @@ class Session {
     this.running?.abort(new CancelledError());
   }
 
+  /** Between transactions and statements: nothing is lost by ending the session now. */
+  get idle(): boolean {
+    return this.status === "I" && this.running === undefined && this.cursors.size === 0;
+  }
+
   /** The connection is gone: every open result is abandoned. */
   async end(): Promise<void> {
     if (this.ended) return;
@@ -936,7 +941,12 @@ const STARTUP_SETTINGS: Record<string, string> = {
 
 export class SqlEndpoint {
   private readonly server: Server;
-  private readonly sessions = new Map<number, { session: Session; secret: number }>();
+  private readonly sessions = new Map<
+    number,
+    { session: Session; secret: number; stream: Duplex }
+  >();
+  /** close() was called: sessions end as soon as they are idle. */
+  private closing = false;
   private readonly sockets = new Set<Socket>();
   private readonly secureContext: SecureContext | undefined;
   private readonly serverVersion: string;
@@ -965,6 +975,12 @@ export class SqlEndpoint {
   /** Stops listening, gives sessions `graceMs` to end, then closes their connections. */
   async close(graceMs = 0): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // postgres_fdw keeps its connections open between queries: an idle one has nothing to wait
+    // for, and one in a transaction ends as soon as it is idle again (or at the grace period).
+    this.closing = true;
+    for (const { session, stream } of this.sessions.values()) {
+      if (session.idle) stream.destroy();
+    }
     const all = Promise.all([...this.serving]);
     const timer = setTimeout(() => {
       for (const socket of this.sockets) socket.destroy();
@@ -1141,7 +1157,7 @@ export class SqlEndpoint {
     const secret = randomInt(0, 2 ** 31 - 1);
     const log = this.log.child({ user, table: table.table, pid });
     const session = new Session(this.cold, table, out, log, settings);
-    this.sessions.set(pid, { session, secret });
+    this.sessions.set(pid, { session, secret, stream });
     const onClose = () => void session.end();
     stream.on("close", onClose);
     log.info("SQL endpoint session started", {
@@ -1172,6 +1188,7 @@ export class SqlEndpoint {
         const message = await reader.message();
         if (!message) break;
         if (!(await session.handle(message.type, message.body))) break;
+        if (this.closing && session.idle) break;
       }
     } catch (error) {
       if (error instanceof ProtocolError) {

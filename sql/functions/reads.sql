@@ -212,11 +212,13 @@ REVOKE EXECUTE ON FUNCTION offload.remote_reader_login(rel regclass) FROM PUBLIC
 
 -- The options every remote reader server starts with: analyze_sampling off (PostgreSQL 16 and
 -- later) so that ANALYZE asks for plain scans; rows fetched 1,000 at a time; no remote
--- estimates (row counts are recorded as file_fdw's are, offload.set_planner_rows).
+-- estimates (row counts are recorded as file_fdw's are, offload.set_planner_rows); cold rows
+-- read-only, refused by postgres_fdw itself (not updatable, not truncatable) as file_fdw
+-- refuses them, before anything is sent.
 CREATE OR REPLACE FUNCTION offload.remote_server_options() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN concat_ws(', ', 'dbname ''pg-offload''', 'host ''localhost''', 'port ''1''', 'sslmode ''prefer''',
-                 'fetch_size ''1000''',
+                 'fetch_size ''1000''', 'updatable ''false''', 'truncatable ''false''',
                  CASE WHEN current_setting('server_version_num')::int >= 160000
                       THEN 'analyze_sampling ''off''' END);
 

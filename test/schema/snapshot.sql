@@ -2223,20 +2223,24 @@ CREATE FUNCTION offload.point_remote_servers() RETURNS integer
 DECLARE
   hosts text;
   ports text;
+  ssl text;
   r offload.remote_readers%ROWTYPE;
   changed int := 0;
 BEGIN
   SELECT string_agg(e.target -> 'sql' ->> 'host', ',' ORDER BY e.endpoint),
-         string_agg(e.target -> 'sql' ->> 'port', ',' ORDER BY e.endpoint)
-    INTO hosts, ports
+         string_agg(e.target -> 'sql' ->> 'port', ',' ORDER BY e.endpoint),
+         -- TLS required once every endpoint offers it; until then libpq's default (prefer).
+         CASE WHEN bool_and(coalesce((e.target -> 'sql' ->> 'tls')::boolean, false)) THEN 'require' ELSE 'prefer' END
+    INTO hosts, ports, ssl
     FROM offload.read_endpoints e WHERE e.target ? 'sql';
   IF hosts IS NULL THEN
     RETURN 0;
   END IF;
   FOR r IN SELECT * FROM offload.remote_readers LOOP
     IF NOT EXISTS (SELECT FROM pg_foreign_server fs WHERE fs.srvname = r.server
-                      AND fs.srvoptions @> ARRAY['host=' || hosts, 'port=' || ports]) THEN
-      EXECUTE format('ALTER SERVER %I OPTIONS (SET host %L, SET port %L)', r.server, hosts, ports);
+                      AND fs.srvoptions @> ARRAY['host=' || hosts, 'port=' || ports, 'sslmode=' || ssl]) THEN
+      EXECUTE format('ALTER SERVER %I OPTIONS (SET host %L, SET port %L, SET sslmode %L)',
+                     r.server, hosts, ports, ssl);
       changed := changed + 1;
     END IF;
   END LOOP;
@@ -2658,7 +2662,7 @@ ALTER FUNCTION offload.remote_segment_shape(segment bigint, read_epoch integer) 
 CREATE FUNCTION offload.remote_server_options() RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN concat_ws(', '::text, 'dbname ''pg-offload''', 'host ''localhost''', 'port ''1''', 'fetch_size ''1000''', CASE WHEN ((current_setting('server_version_num'::text))::integer >= 160000) THEN 'analyze_sampling ''off'''::text ELSE NULL::text END);
+    RETURN concat_ws(', '::text, 'dbname ''pg-offload''', 'host ''localhost''', 'port ''1''', 'sslmode ''prefer''', 'fetch_size ''1000''', 'updatable ''false''', 'truncatable ''false''', CASE WHEN ((current_setting('server_version_num'::text))::integer >= 160000) THEN 'analyze_sampling ''off'''::text ELSE NULL::text END);
 
 
 ALTER FUNCTION offload.remote_server_options() OWNER TO <installer>;

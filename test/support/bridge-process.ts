@@ -42,9 +42,11 @@ export function spawnPgOffload(
   const bin = options.root ? join(options.root, "bin", "pg-offload.js") : BIN;
   const command =
     options.via === "bin" || options.root ? [bin, ...args] : ["--import", "tsx", CLI, ...args];
+  // An older release knows no PGOFFLOAD_TEST_READER and refuses variables it does not know.
+  const inherited = options.root ? withoutTestHooks(process.env) : process.env;
   const child = spawn(process.execPath, command, {
     env: {
-      ...process.env,
+      ...inherited,
       PGOFFLOAD_READ_SOCKET: privateSocketPath(),
       // No chunk cache unless asked for: every read reaches the store (see testBridgeConfig).
       PGOFFLOAD_CACHE_MEMORY_BYTES: "0",
@@ -107,4 +109,10 @@ export function quickBridgeEnv(databaseUrl: string, storeDir: string): Record<st
     PGOFFLOAD_MAX_ATTEMPTS: "20",
     PGOFFLOAD_SHUTDOWN_GRACE_MS: "2000",
   };
+}
+
+function withoutTestHooks(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rest = { ...env };
+  delete rest.PGOFFLOAD_TEST_READER;
+  return rest;
 }
