@@ -76,9 +76,14 @@ async function partitionKinds(db: pg.Pool, table: string): Promise<Map<string, s
   return new Map((await partitionsOf(db, table)).map((p) => [p.name, p.kind]));
 }
 
-/** Daily partitions (pg_partman's names) starting after today: the premade ones. */
+/**
+ * Daily partitions (pg_partman's names) starting after the newest row's day: the premade ones.
+ * pg_partman premakes from the newest partition holding rows, and the newest row is an hour old:
+ * in the first hour of a day (UTC) that is yesterday.
+ */
 function futurePartitions(parts: Map<string, string>, table: string): string[] {
-  const today = new Date().toISOString().slice(0, 10).replace(/-/g, "_");
+  const newestRow = new Date(Date.now() - 3_600_000);
+  const today = newestRow.toISOString().slice(0, 10).replace(/-/g, "_");
   return [...parts.keys()].filter((n) => n.startsWith(`${table}_p`) && n.slice(-10) > today);
 }
 
