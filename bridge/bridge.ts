@@ -26,7 +26,7 @@ import { describeTarget, type ReaderTarget } from "./reader-program.ts";
 import { installSchema } from "./schema-installer.ts";
 import { ChunkFetcher } from "./chunk-fetcher.ts";
 import { RemoteReaderSetup } from "./remote-reader/remote-reader-setup.ts";
-import { openSqlEndpoint } from "./remote-reader/sql-endpoint-setup.ts";
+import { openSqlEndpoint, type OpenSqlEndpoint } from "./remote-reader/sql-endpoint-setup.ts";
 
 export interface RunningBridge {
   endpoint: ReaderTarget;
@@ -83,7 +83,10 @@ export async function startBridge(
       metricsUrl,
       wake: () => worker.wake(),
       stop: () => cleanups.run(),
-      failScansNow: () => reads.endpoint.failScansNow(),
+      failScansNow: async () => {
+        reads.sql?.endpoint.failSessionsNow();
+        await reads.endpoint.failScansNow();
+      },
     };
   } catch (error) {
     // The start's own error is the one to report; a failure to undo part of it is logged.
@@ -173,6 +176,8 @@ interface ReadSide {
   readers: ReadEndpointRegistry;
   /** Sets up tables read through postgres_fdw (through this bridge's SQL endpoint, if any). */
   remoteReaders: RemoteReaderSetup;
+  /** The SQL endpoint postgres_fdw reads through, unless it is off. */
+  sql?: OpenSqlEndpoint;
 }
 
 /**
@@ -213,7 +218,7 @@ async function startReadEndpoint(
   await adoptSegmentTables(db, log);
   const remoteReaders = new RemoteReaderSetup(db, sql?.secret);
   await remoteReaders.refreshPasswords();
-  return { ...reads, readers, remoteReaders };
+  return { ...reads, readers, remoteReaders, sql };
 }
 
 /** The worker that claims and runs jobs, woken by NOTIFY on its own connection. */

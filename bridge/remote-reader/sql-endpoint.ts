@@ -982,15 +982,34 @@ export class SqlEndpoint {
       if (session.idle) stream.destroy();
     }
     const all = Promise.all([...this.serving]);
-    const timer = setTimeout(() => {
-      for (const socket of this.sockets) socket.destroy();
-    }, graceMs);
+    const timer = setTimeout(() => this.failSessionsNow(), graceMs);
     try {
       await all;
     } finally {
       clearTimeout(timer);
     }
     await closed;
+  }
+
+  /**
+   * Ends every session, a scan still running included, with an error saying why (a query must
+   * never end short and look complete: postgres_fdw fails it with this message).
+   */
+  failSessionsNow(): void {
+    for (const { session, stream } of this.sessions.values()) {
+      session.cancel();
+      stream.end(
+        wire.errorResponse({
+          severity: "FATAL",
+          sqlState: "57P01",
+          message: "pg-offload: the bridge stopped while serving a scan; run the query again",
+        }),
+      );
+    }
+    // Whatever has not gone after a while (a peer that stopped reading) is cut.
+    setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy();
+    }, 2_000).unref();
   }
 
   private accept(socket: Socket): void {

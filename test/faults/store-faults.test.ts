@@ -18,7 +18,7 @@ import { S3Store } from "../../storage/s3-store.ts";
 import type { StoreConfig } from "../../storage/open-store.ts";
 import { offloadNow, startTestBridge, testStoreConfig } from "../support/bridge-harness.ts";
 import { duplicatedIds, tableDigest } from "../support/digest.ts";
-import { fixture, segmentTables } from "../support/fixtures.ts";
+import { expectColdReadFailure, fixture, segmentTables } from "../support/fixtures.ts";
 import { storeFailure } from "../support/store-assertions.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 
@@ -245,9 +245,7 @@ describe("S3 behind a fault-injecting proxy", () => {
               : fault === "hang"
                 ? "store read failed (timeout)"
                 : "store read failed (unavailable)";
-          await expect(failure).rejects.toMatchObject({
-            where: expect.stringContaining(`pg-offload: ${problem}, object ${victim.key}`),
-          });
+          await expectColdReadFailure(failure, `pg-offload: ${problem}, object ${victim.key}`);
           // Three store attempts per fetch; a damaged chunk is fetched three times.
           expect(armed.injected).toBe(3);
         } finally {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type pg from "pg";
+import { expect } from "vitest";
 
 export function fixture(name: string): string {
   return readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
@@ -36,4 +37,18 @@ export async function partitionsOf(
     [table],
   );
   return rows;
+}
+
+/**
+ * Expects a cold read to fail with a message holding `text`. The file reader's message comes in
+ * the error's CONTEXT (`where`: the COPY line the endpoint sent), the postgres_fdw reader's as the
+ * error's own message (the SQL endpoint's error, passed on by postgres_fdw).
+ */
+export async function expectColdReadFailure(query: Promise<unknown>, text: string): Promise<void> {
+  const error = await query.then(
+    () => undefined,
+    (thrown: unknown) => thrown as { message?: string; where?: string },
+  );
+  if (!error) throw new Error(`the query succeeded; expected it to fail with "${text}"`);
+  expect(`${error.message ?? ""}\n${error.where ?? ""}`).toContain(text);
 }
