@@ -146,10 +146,11 @@ describe.each<StoreKind>(["local", "s3"])("offload round trip on the %s store", 
     await db.pool.query(`UPDATE awkward SET label = label WHERE created_at > '${recent}'`);
     await db.pool.query(`DELETE FROM awkward WHERE created_at > '${recent}' AND false`);
     await expect(db.pool.query("DELETE FROM awkward WHERE id = 5")).rejects.toThrow(
-      /cannot delete from foreign table "awkward__offloaded_\d+"/,
+      // file_fdw, then postgres_fdw (servers not updatable): each refuses in its own words.
+      /cannot delete from foreign table "awkward__offloaded_\d+"|foreign table "awkward__offloaded_\d+" does not allow deletes/,
     );
     await expect(db.pool.query("UPDATE awkward SET label = 'x' WHERE id = 5")).rejects.toThrow(
-      /cannot update foreign table "awkward__offloaded_\d+"/,
+      /cannot update foreign table "awkward__offloaded_\d+"|foreign table "awkward__offloaded_\d+" does not allow updates/,
     );
     expect(await resultSet(db.pool, QUERIES[0]!)).toEqual(before.get(QUERIES[0]!));
   });
