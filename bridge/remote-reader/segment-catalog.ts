@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { ChunkFetcher, SegmentReadError, type IndexedChunk } from "../chunk-fetcher.ts";
-import { columnMapper, type ReadPlan } from "../column-mapper.ts";
+import { columnMapper, type ReadPlan, type RowMapper } from "../column-mapper.ts";
 import { idempotentQuery } from "../db.ts";
 import { failpoint } from "../failpoints.ts";
 import { describeError } from "../../storage/describe-error.ts";
@@ -32,7 +32,12 @@ interface ShapeRow {
 
 /** A shape with what the chunk source needs to fetch and map its chunks. */
 interface FetchableShape extends SegmentShape {
-  fetchable: { fromStore: boolean; plan: ReadPlan | null; chunks: Map<number, IndexedChunk> };
+  fetchable: {
+    fromStore: boolean;
+    /** Maps stored rows to today's columns; undefined when they already match. */
+    mapColumns: RowMapper | undefined;
+    chunks: Map<number, IndexedChunk>;
+  };
 }
 
 /**
@@ -94,7 +99,7 @@ export class RemoteSegmentCatalog implements SegmentCatalog, ChunkSource {
     if (!chunk) throw new SegmentReadError(`no chunk ${seq}`, shape.table, shape.segment);
     const raw = await this.chunks.fetch(shape.table, shape.segment, chunk, signal);
     failpoint("after-chunk-served"); // as the file reader's, so fault tests reach both readers
-    const map = columnMapper(fetchable.plan);
+    const map = fetchable.mapColumns;
     if (!map) return raw;
     try {
       return map(raw);
@@ -128,7 +133,7 @@ function toShape(segment: number, epoch: number, row: ShapeRow): FetchableShape 
     rawBytes: chunks.reduce((sum, c) => sum + c.rawBytes, 0),
     fetchable: {
       fromStore: row.from_store,
-      plan: row.read_plan,
+      mapColumns: columnMapper(row.read_plan),
       chunks: new Map(
         row.chunks.map((c) => [c.seq, { ...c, from_store: row.from_store } as IndexedChunk]),
       ),

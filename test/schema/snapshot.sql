@@ -732,8 +732,7 @@ CREATE FUNCTION offload.chunk_bound_columns(rel regclass) RETURNS TABLE(name nam
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   SELECT a.attname, a.field, offload.decode_type(a.atttypid, a.atttypmod),
-         (SELECT format('%I.%I', n.nspname, c.collname) FROM pg_collation c
-            JOIN pg_namespace n ON n.oid = c.collnamespace WHERE c.oid = a.attcollation)
+         offload.qualified_collation(a.attcollation)
     FROM (SELECT attname, atttypid, atttypmod, attcollation,
                  (row_number() OVER (ORDER BY attnum))::int - 1 AS field
             FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped) a
@@ -2343,6 +2342,18 @@ END $$;
 ALTER FUNCTION offload.preview(table_name regclass) OWNER TO <installer>;
 
 --
+-- Name: qualified_collation(oid); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.qualified_collation(coll oid) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (SELECT format('%I.%I'::text, n.nspname, c.collname) AS format FROM (pg_collation c JOIN pg_namespace n ON ((n.oid = c.collnamespace))) WHERE (c.oid = qualified_collation.coll));
+
+
+ALTER FUNCTION offload.qualified_collation(coll oid) OWNER TO <installer>;
+
+--
 -- Name: queue_rewrite(regclass, jsonb); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2635,20 +2646,22 @@ BEGIN
     'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                   'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
                   'decodeAs', offload.decode_type(a.atttypid, a.atttypmod),
-                  'collation', (SELECT format('%I.%I', n.nspname, k.collname) FROM pg_collation k
-                                  JOIN pg_namespace n ON n.oid = k.collnamespace WHERE k.oid = a.attcollation),
+                  'collation', offload.qualified_collation(a.attcollation),
                   'decodable', offload.decodable_type(a.atttypid)) ORDER BY a.attnum), '[]')
                   FROM pg_attribute a WHERE a.attrelid = s.segment_table AND a.attnum > 0 AND NOT a.attisdropped),
     'chunks', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                  'seq', c.seq, 'object_key', c.object_key, 'rows', c.rows, 'raw_bytes', c.raw_bytes,
                  'stored_bytes', c.stored_bytes,
-                 'bounds', (SELECT jsonb_object_agg(b.name, jsonb_build_array(b.stats -> 0, b.stats -> 1))
-                              FROM offload.chunk_stats(s.id, read_epoch, s.segment_table, c.bounds) b
-                             WHERE b.stats ->> 0 IS NOT NULL),
-                 'nulls', (SELECT jsonb_object_agg(b.name, b.stats -> 2)
-                             FROM offload.chunk_stats(s.id, read_epoch, s.segment_table, c.bounds) b))
+                 'bounds', st.bounds, 'nulls', st.nulls)
                  ORDER BY c.seq), '[]')
-                 FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch))
+                 FROM offload.chunks c
+                 -- Each chunk's statistics mapped to today's names once, split in two here.
+                 CROSS JOIN LATERAL (
+                   SELECT jsonb_object_agg(b.name, jsonb_build_array(b.stats -> 0, b.stats -> 1))
+                            FILTER (WHERE b.stats ->> 0 IS NOT NULL) AS bounds,
+                          jsonb_object_agg(b.name, b.stats -> 2) AS nulls
+                     FROM offload.chunk_stats(s.id, read_epoch, s.segment_table, c.bounds) b) st
+                WHERE c.segment_id = s.id AND c.epoch = read_epoch))
     FROM offload.segments s WHERE s.id = segment);
 END $$;
 
