@@ -85,7 +85,7 @@ export async function startBridge(
       stop: () => cleanups.run(),
       failScansNow: async () => {
         reads.sql?.endpoint.failSessionsNow();
-        await reads.endpoint.failScansNow();
+        await reads.endpoint?.failScansNow();
       },
     };
   } catch (error) {
@@ -169,7 +169,8 @@ async function installSchemaAndIdentify(db: pg.Pool): Promise<string> {
 }
 
 interface ReadSide {
-  endpoint: ReadEndpoint;
+  /** The file reader's endpoint; none in a database without file_fdw. */
+  endpoint?: ReadEndpoint;
   /** Where segment readers reach the endpoint. */
   target: ReaderTarget;
   /** This bridge's record among the database's read endpoints. */
@@ -191,7 +192,8 @@ async function startReadEndpoint(
   cleanups: Cleanups,
 ): Promise<ReadSide> {
   const reads = await openReadEndpoint(config, db, store, keys, cache, log, metrics.scans);
-  cleanups.push(() => reads.endpoint.close(config.shutdownGraceMs));
+  const fileEndpoint = reads.endpoint;
+  if (fileEndpoint) cleanups.push(() => fileEndpoint.close(config.shutdownGraceMs));
   const chunks = new ChunkFetcher(store, cache, keys, log);
   const sql = await openSqlEndpoint(config, db, chunks, log);
   if (sql) cleanups.push(() => sql.endpoint.close(config.shutdownGraceMs));

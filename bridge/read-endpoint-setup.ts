@@ -18,7 +18,9 @@ import { dirname } from "node:path";
 
 /**
  * Opens the read endpoint as configured, reachable by the database server's OS user only, and
- * says where segment readers find it.
+ * says where segment readers find it. None for a database without file_fdw's server (installed
+ * by a role that is not a superuser: the managed profile), whose segments read through
+ * postgres_fdw only.
  */
 export async function openReadEndpoint(
   config: BridgeConfig,
@@ -28,7 +30,8 @@ export async function openReadEndpoint(
   cache: ChunkCache,
   log: Logger,
   observer?: ScanObserver,
-): Promise<{ endpoint: ReadEndpoint; target: ReaderTarget }> {
+): Promise<{ endpoint?: ReadEndpoint; target: ReaderTarget }> {
+  if (!(await hasFileReader(db))) return { target: { kind: "none", worker: config.workerId } };
   const owner = await databaseOsUser(db);
   if (config.readListen === "unix") {
     await preparePrivateDirectory(dirname(config.readSocket), owner);
@@ -59,4 +62,11 @@ export async function openReadEndpoint(
     secretFile: config.readerSecretFile ?? config.readSecretFile,
   };
   return { endpoint, target };
+}
+
+async function hasFileReader(db: pg.Pool): Promise<boolean> {
+  const { rows } = await db.query<{ present: boolean }>(
+    "SELECT EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'pg_offload_reader') AS present",
+  );
+  return rows[0]?.present === true;
 }

@@ -27,10 +27,11 @@ export function readerProgram(
   segment: number,
   epoch: number,
 ): string {
-  const [first, ...others] = targets.map((target) => fetchCommand(target, segment, epoch));
-  if (first === undefined) {
-    throw new Error(`pg-offload: no read endpoint to point segment ${segment} at`);
-  }
+  const [first, ...others] = targets.flatMap((target) =>
+    target.kind === "none" ? [] : [fetchCommand(target, segment, epoch)],
+  );
+  // Only in a database without file_fdw, whose segment tables never run a program.
+  if (first === undefined) return `echo ${shellQuote(NO_FILE_READER)} >&2; exit 1`;
   return [
     `${first}; rc=$?`,
     ...others.map((next) => `[ $rc -eq ${COULD_NOT_CONNECT} ] && { ${next}; rc=$?; }`),
@@ -41,7 +42,11 @@ export function readerProgram(
 /** curl's exit code when it could not connect: refused, or no socket at the path. */
 const COULD_NOT_CONNECT = 7;
 
-function fetchCommand(target: ReaderTarget, segment: number, epoch: number): string {
+function fetchCommand(
+  target: Exclude<ReaderTarget, { kind: "none" }>,
+  segment: number,
+  epoch: number,
+): string {
   const path = `/segments/${segment}/epochs/${epoch}`;
   const curl = "curl --silent --show-error --fail --connect-timeout 10";
   if (target.kind === "unix") {
@@ -64,15 +69,20 @@ function fetchCommand(target: ReaderTarget, segment: number, epoch: number): str
 export const SECRET_REFUSED =
   "pg-offload: the read endpoint refused this reader: wrong or missing secret (see the bridge log)";
 
+const NO_FILE_READER = "pg-offload: no bridge serves the file reader in this database";
+
 // PostgreSQL's column limit: a line of more tab-separated fields than this never fits a table.
 export const MORE_FIELDS_THAN_ANY_TABLE = 1600;
 
 /** Where segment readers (curl, on the database server) find the read endpoint. */
 export type ReaderTarget =
   | { kind: "unix"; socketPath: string }
-  | { kind: "tcp"; host: string; port: number; secretFile: string };
+  | { kind: "tcp"; host: string; port: number; secretFile: string }
+  // A bridge of a database without file_fdw (the managed profile): it serves postgres_fdw only.
+  | { kind: "none"; worker: string };
 
 export function describeTarget(target: ReaderTarget): string {
+  if (target.kind === "none") return `no-file-reader:${target.worker}`;
   return target.kind === "unix"
     ? `unix:${target.socketPath}`
     : `http://${hostForUrl(target.host)}:${target.port}`;

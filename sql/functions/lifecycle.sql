@@ -42,8 +42,7 @@ BEGIN
 END $$;
 -- DROP TABLE of a table with segments drops its segment tables too (they depend on it); this
 -- records it, and garbage collection removes their objects after the grace period.
-DROP EVENT TRIGGER IF EXISTS offload_on_sql_drop;
-CREATE EVENT TRIGGER offload_on_sql_drop ON sql_drop EXECUTE FUNCTION offload.on_sql_drop();
+SELECT offload.install_event_trigger('offload_on_sql_drop', 'sql_drop', NULL, 'offload.on_sql_drop');
 
 -- Does the segment still belong to its table? A plain table's segments always do. An offloaded
 -- partition does not once detached (by pg_partman's retention with retention_keep_table, or by

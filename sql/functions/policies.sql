@@ -81,6 +81,11 @@ BEGIN
       USING ERRCODE = 'feature_not_supported',
             HINT = 'Install PostgreSQL''s contrib modules and run CREATE EXTENSION postgres_fdw as a superuser, or use reader => ''file_fdw''.';
   END IF;
+  IF reader = 'file_fdw' AND NOT EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'pg_offload_reader') THEN
+    RAISE EXCEPTION 'pg-offload: reader file_fdw needs file_fdw, which this database lacks (it was installed by a role that is not a superuser)'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Use reader => ''postgres_fdw'' (the default here), or have a superuser run pg-offload install.';
+  END IF;
   IF EXISTS (SELECT FROM unnest(zone_map_columns) c WHERE c IS NULL OR c = '') THEN
     RAISE EXCEPTION 'pg-offload: zone_map_columns of policy "%" has an empty name', name
       USING ERRCODE = 'invalid_parameter_value';

@@ -119,14 +119,16 @@ RETURN format('segment_%s_epoch_%s', segment, epoch);
 
 -- The reader new segment tables of a table get: its policy's, else the database's default (the
 -- pg_offload.reader setting, e.g. ALTER DATABASE ... SET pg_offload.reader = 'postgres_fdw'),
--- else file_fdw. Segment tables made earlier keep theirs.
+-- else file_fdw where the database has it, else postgres_fdw (the managed profile: an install
+-- by a role that is not a superuser creates no file_fdw). Segment tables made earlier keep theirs.
 CREATE OR REPLACE FUNCTION offload.table_reader(rel regclass) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN coalesce((SELECT p.reader FROM offload.attachments a JOIN offload.policies p ON p.name = a.policy_name
                   WHERE a.table_id = rel),
                 CASE WHEN current_setting('pg_offload.reader', true) IN ('file_fdw', 'postgres_fdw')
                      THEN current_setting('pg_offload.reader', true) END,
-                'file_fdw');
+                CASE WHEN EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'pg_offload_reader')
+                     THEN 'file_fdw' ELSE 'postgres_fdw' END);
 
 -- SERVER ... OPTIONS (...) of a new segment table: the file reader's program, or the table's
 -- postgres_fdw server and the relation its rows are read from.

@@ -403,9 +403,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM offload.resync_restored_segments();
 END $$;
-DROP EVENT TRIGGER IF EXISTS offload_on_alter_table_start;
-CREATE EVENT TRIGGER offload_on_alter_table_start ON ddl_command_start
-  WHEN TAG IN ('ALTER TABLE', 'ALTER FOREIGN TABLE') EXECUTE FUNCTION offload.on_alter_table_start();
+SELECT offload.install_event_trigger('offload_on_alter_table_start', 'ddl_command_start',
+                                     '{ALTER TABLE,ALTER FOREIGN TABLE}', 'offload.on_alter_table_start');
 
 CREATE OR REPLACE FUNCTION offload.on_alter_table() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -441,9 +440,8 @@ BEGIN
     PERFORM offload.follow_table(rel);
   END LOOP;
 END $$;
-DROP EVENT TRIGGER IF EXISTS offload_on_alter_table;
-CREATE EVENT TRIGGER offload_on_alter_table ON ddl_command_end
-  WHEN TAG IN ('ALTER TABLE', 'ALTER FOREIGN TABLE') EXECUTE FUNCTION offload.on_alter_table();
+SELECT offload.install_event_trigger('offload_on_alter_table', 'ddl_command_end',
+                                     '{ALTER TABLE,ALTER FOREIGN TABLE}', 'offload.on_alter_table');
 
 -- After a restore (new oids, columns renumbered), what was last seen no longer describes the
 -- segment tables: take them as they are. Layout names are kept current, so reads never needed it.

@@ -8,20 +8,35 @@
 -- first released come last in its CREATE TABLE, in the order they were added, so that a database
 -- upgraded from 0.1.0 and a fresh one have the same column order.
 
-CREATE EXTENSION IF NOT EXISTS file_fdw;
-
--- Every segment table reads through this server; its program option lives on each foreign table.
-CREATE SERVER IF NOT EXISTS pg_offload_reader FOREIGN DATA WRAPPER file_fdw;
-
--- Members manage offloads of every table (README, Privileges). A cluster role: another database of
--- the cluster may have created it already.
+-- Every file_fdw segment table reads through this server; its program option lives on each
+-- foreign table. Only a superuser may create file_fdw (it runs programs): an install by another
+-- role (the managed profile, README) reads through postgres_fdw alone.
 DO $$
 BEGIN
-  CREATE ROLE offload_admin NOLOGIN;
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    CREATE EXTENSION IF NOT EXISTS file_fdw;
+    CREATE SERVER IF NOT EXISTS pg_offload_reader FOREIGN DATA WRAPPER file_fdw;
+  END IF;
+END $$;
+
+-- Members manage offloads of every table (README, Privileges). A cluster role: another database of
+-- the cluster may have created it already (or, in the managed profile, the admin role: the bridge's
+-- role need not be able to create roles).
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'offload_admin') THEN
+    CREATE ROLE offload_admin NOLOGIN;
+  END IF;
 EXCEPTION WHEN duplicate_object THEN
   NULL;
 END $$;
-COMMENT ON ROLE offload_admin IS 'pg-offload: may attach policies, run, load back and rewrite offloads of any table';
+-- From PostgreSQL 16 only a role's admins may comment on it; another installer leaves it as it is.
+DO $$
+BEGIN
+  COMMENT ON ROLE offload_admin IS 'pg-offload: may attach policies, run, load back and rewrite offloads of any table';
+EXCEPTION WHEN insufficient_privilege THEN
+  NULL;
+END $$;
 
 -- One row: a random id that prefixes every object key this database writes, so several databases
 -- can share one bucket without their keys ever meeting. A dump restored into another database
