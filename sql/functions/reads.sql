@@ -376,6 +376,7 @@ END $$;
 CREATE OR REPLACE FUNCTION offload.remote_segment_shape(segment bigint, read_epoch int) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  PERFORM offload.refuse_unfollowed_changes(segment);
   RETURN (SELECT jsonb_build_object(
     'table_oid', s.table_id::oid, 'table', s.table_id::text, 'state', s.state,
     'epoch_exists', EXISTS (SELECT FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch)

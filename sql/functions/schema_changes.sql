@@ -86,6 +86,59 @@ CREATE OR REPLACE FUNCTION offload.changed_here(rel regclass, col int2) RETURNS 
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT xmin = pg_current_xact_id()::xid FROM pg_attribute WHERE attrelid = rel AND attnum = col);
 
+-- Is the current transaction in offload.follow_changes() of this segment table's table? Its
+-- owner follows there, with its own rights, changes made earlier (no event trigger saw them).
+CREATE OR REPLACE FUNCTION offload.following_changes_of(segment_table regclass) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT FROM offload.segments s JOIN pg_class c ON c.oid = s.table_id
+                WHERE s.segment_table = following_changes_of.segment_table
+                  AND s.table_id::oid::text = current_setting('pg_offload.following_changes', true)
+                  AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user));
+
+-- The value PostgreSQL recorded, when the column was added to the table, for the rows that
+-- existed then (its "missing value"), in COPY text form; NULL when it recorded none.
+CREATE OR REPLACE FUNCTION offload.recorded_missing_value(rel regclass, col_name name) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  a record;
+  value text;
+BEGIN
+  SELECT attmissingval::text AS missing, format_type(atttypid, atttypmod) AS type INTO a
+    FROM pg_attribute WHERE attrelid = rel AND attname = col_name AND atthasmissing;
+  IF a.missing IS NULL THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE format('SELECT offload.copy_text((%L::%s[])[1])', a.missing, a.type) INTO value;
+  RETURN value;
+END $$;
+
+-- Where no event trigger follows ALTER TABLE (an install by a role that may not create them: the
+-- managed profile), a table changed since offload.follow_changes() last ran is refused to readers
+-- of its offloaded rows: its stored fields could otherwise be read under the wrong names. NOT
+-- NULL is left out: it changes no field, and follow_changes() reads the rows to check it.
+CREATE OR REPLACE FUNCTION offload.refuse_unfollowed_changes(segment bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s offload.segments%ROWTYPE;
+  fields_of CONSTANT text := 'SELECT jsonb_agg(c - ''notnull'') FROM jsonb_array_elements($1) c';
+  seen jsonb;
+  live jsonb;
+BEGIN
+  SELECT * INTO s FROM offload.segments WHERE id = segment;
+  IF s.segment_table IS NULL OR offload.follows_alters_itself() THEN
+    RETURN;
+  END IF;
+  EXECUTE fields_of INTO seen USING s.seen_columns;
+  EXECUTE fields_of INTO live USING offload.live_columns(s.segment_table);
+  IF seen IS DISTINCT FROM live THEN
+    RAISE EXCEPTION 'pg-offload: table % was altered since pg-offload last followed its columns (segment %)',
+      s.table_id, segment
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = format('This database has no event trigger to follow ALTER TABLE: the table''s owner runs SELECT offload.follow_changes(%L) after altering it.',
+                          s.table_id::text);
+  END IF;
+END $$;
+
 -- The functions that evaluate a default, cast a value or read the offloaded rows for an ALTER run
 -- only for what the current transaction changed: a change the event trigger did not see when it
 -- was made (a column added through a parent table) is refused, not evaluated with the rights of
@@ -93,12 +146,31 @@ RETURN (SELECT xmin = pg_current_xact_id()::xid FROM pg_attribute WHERE attrelid
 CREATE OR REPLACE FUNCTION offload.refuse_unseen_change(rel regclass, col int2) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF NOT offload.changed_here(rel, col) THEN
+  IF NOT offload.changed_here(rel, col) AND NOT offload.following_changes_of(rel) THEN
     RAISE EXCEPTION 'pg-offload: column "%" of segment table % changed in an earlier transaction that pg-offload did not see (through a parent table?)',
       (SELECT attname FROM pg_attribute WHERE attrelid = rel AND attnum = col), rel
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Bring the offloaded rows back with offload.load_back(), then alter the table.';
   END IF;
+END $$;
+
+-- In offload.follow_changes(), after the fact: the value the table's rows that existed when the
+-- column was added show (PostgreSQL's missing value of the table's column), never an evaluation
+-- of its default now, which could differ (now(), a changed function).
+CREATE OR REPLACE FUNCTION offload.followed_column_value(segment_table regclass, a pg_attribute, cold_rows bigint)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  parent regclass := (SELECT table_id FROM offload.segments s WHERE s.segment_table = followed_column_value.segment_table);
+  value text := offload.recorded_missing_value(parent, a.attname);
+BEGIN
+  IF value IS NULL AND cold_rows > 0 AND (a.attnotnull OR a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') THEN
+    RAISE EXCEPTION 'pg-offload: the value offloaded rows of % show for new column "%" is not known: PostgreSQL recorded none when it was added (a volatile default, an identity or generated column, or a table rewritten since)',
+      parent, a.attname
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Drop the column and add it again without a default (offloaded rows then read NULL), or bring the rows back first with offload.load_back().';
+  END IF;
+  RETURN value;
 END $$;
 
 -- The value rows that existed before a column was added show for it, in COPY text form (what
@@ -118,6 +190,9 @@ DECLARE
 BEGIN
   PERFORM offload.refuse_unseen_change(segment_table, col);
   SELECT * INTO a FROM pg_attribute WHERE attrelid = segment_table AND attnum = col;
+  IF offload.following_changes_of(segment_table) THEN
+    RETURN offload.followed_column_value(segment_table, a, cold_rows);
+  END IF;
   SELECT adbin INTO expr FROM pg_attrdef WHERE adrelid = segment_table AND adnum = col;
   IF expr IS NULL THEN
     SELECT typdefaultbin INTO expr FROM pg_type WHERE oid = a.atttypid AND typtype = 'd';
@@ -335,7 +410,8 @@ BEGIN
                                          format('NOT NULL on column "%s"', col_name), 'not_null_violation');
   END LOOP;
   FOR c IN SELECT conname, conkey, pg_get_expr(conbin, conrelid) AS expr FROM pg_constraint
-            WHERE conrelid = s.segment_table AND contype = 'c' AND xmin = pg_current_xact_id()::xid
+            WHERE conrelid = s.segment_table AND contype = 'c'
+              AND (xmin = pg_current_xact_id()::xid OR offload.following_changes_of(s.segment_table))
               AND conname !~ format('(__offloaded_%1$s_range|_zone_%1$s)$|^offloaded_%1$s_empty$', segment) LOOP
     PERFORM offload.check_cold_condition(s, changes, c.expr, coalesce(c.conkey, '{}'),
                                          format('check constraint "%s"', c.conname), 'check_violation');
@@ -408,14 +484,20 @@ SELECT offload.install_event_trigger('offload_on_alter_table_start', 'ddl_comman
 
 CREATE OR REPLACE FUNCTION offload.on_alter_table() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM offload.follow_alters((SELECT array_agg(DISTINCT objid) FROM pg_event_trigger_ddl_commands()
+                                  WHERE classid = 'pg_class'::regclass));
+END $$;
+
+-- What ALTER TABLE of these relations changed, checked against the offloaded rows and recorded
+-- (by the event trigger, or by offload.follow_changes()).
+CREATE OR REPLACE FUNCTION offload.follow_alters(altered oid[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  altered oid[];
   segment bigint;
   changes jsonb;
   rel regclass;
 BEGIN
-  SELECT array_agg(DISTINCT objid) INTO altered FROM pg_event_trigger_ddl_commands()
-   WHERE classid = 'pg_class'::regclass;
   FOR segment IN SELECT id FROM offload.segments
                   WHERE state = 'committed'
                     AND (table_id = ANY (altered) OR segment_table = ANY (altered)
@@ -442,6 +524,25 @@ BEGIN
 END $$;
 SELECT offload.install_event_trigger('offload_on_alter_table', 'ddl_command_end',
                                      '{ALTER TABLE,ALTER FOREIGN TABLE}', 'offload.on_alter_table');
+
+-- Without the event trigger (the managed profile), the table's owner calls this after each ALTER
+-- TABLE of a table with offloaded rows; readers of those rows are refused until then
+-- (refuse_unfollowed_changes). As the owner only: it checks the table's CHECK constraints and NOT
+-- NULL against the offloaded rows, which evaluates the owner's expressions.
+CREATE OR REPLACE FUNCTION offload.follow_changes(rel regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  owner name := (SELECT relowner::regrole::name FROM pg_class WHERE oid = rel);
+BEGIN
+  IF owner IS DISTINCT FROM current_user THEN
+    RAISE EXCEPTION 'pg-offload: offload.follow_changes(%) runs as the table''s owner %, not as %', rel, owner, current_user
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'It evaluates the table''s constraints against its offloaded rows: SET ROLE to the owner first.';
+  END IF;
+  PERFORM set_config('pg_offload.following_changes', rel::oid::text, true);
+  PERFORM offload.follow_alters(ARRAY[rel::oid]);
+  PERFORM set_config('pg_offload.following_changes', '', true);
+END $$;
 
 -- After a restore (new oids, columns renumbered), what was last seen no longer describes the
 -- segment tables: take them as they are. Layout names are kept current, so reads never needed it.

@@ -98,6 +98,9 @@ DECLARE
 BEGIN
   PERFORM offload.refuse_unseen_change(segment_table, col);
   SELECT * INTO a FROM pg_attribute WHERE attrelid = segment_table AND attnum = col;
+  IF offload.following_changes_of(segment_table) THEN
+    RETURN offload.followed_column_value(segment_table, a, cold_rows);
+  END IF;
   SELECT adbin INTO expr FROM pg_attrdef WHERE adrelid = segment_table AND adnum = col;
   IF expr IS NULL THEN
     SELECT typdefaultbin INTO expr FROM pg_type WHERE oid = a.atttypid AND typtype = 'd';
@@ -467,7 +470,8 @@ BEGIN
                                          format('NOT NULL on column "%s"', col_name), 'not_null_violation');
   END LOOP;
   FOR c IN SELECT conname, conkey, pg_get_expr(conbin, conrelid) AS expr FROM pg_constraint
-            WHERE conrelid = s.segment_table AND contype = 'c' AND xmin = pg_current_xact_id()::xid
+            WHERE conrelid = s.segment_table AND contype = 'c'
+              AND (xmin = pg_current_xact_id()::xid OR offload.following_changes_of(s.segment_table))
               AND conname !~ format('(__offloaded_%1$s_range|_zone_%1$s)$|^offloaded_%1$s_empty$', segment) LOOP
     PERFORM offload.check_cold_condition(s, changes, c.expr, coalesce(c.conkey, '{}'),
                                          format('check constraint "%s"', c.conname), 'check_violation');
@@ -1166,6 +1170,11 @@ BEGIN
       USING ERRCODE = 'feature_not_supported',
             HINT = 'Install PostgreSQL''s contrib modules and run CREATE EXTENSION postgres_fdw as a superuser, or use reader => ''file_fdw''.';
   END IF;
+  IF reader = 'file_fdw' AND NOT EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'pg_offload_reader') THEN
+    RAISE EXCEPTION 'pg-offload: reader file_fdw needs file_fdw, which this database lacks (it was installed by a role that is not a superuser)'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Use reader => ''postgres_fdw'' (the default here), or have a superuser run pg-offload install.';
+  END IF;
   IF EXISTS (SELECT FROM unnest(zone_map_columns) c WHERE c IS NULL OR c = '') THEN
     RAISE EXCEPTION 'pg-offload: zone_map_columns of policy "%" has an empty name', name
       USING ERRCODE = 'invalid_parameter_value';
@@ -1491,6 +1500,71 @@ CREATE FUNCTION offload.expression_settings() RETURNS jsonb
 ALTER FUNCTION offload.expression_settings() OWNER TO <installer>;
 
 --
+-- Name: follow_alters(oid[]); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.follow_alters(altered oid[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  segment bigint;
+  changes jsonb;
+  rel regclass;
+BEGIN
+  FOR segment IN SELECT id FROM offload.segments
+                  WHERE state = 'committed'
+                    AND (table_id = ANY (altered) OR segment_table = ANY (altered)
+                         OR offload.offloaded_partition(segment_table) = ANY (altered))
+                    AND EXISTS (SELECT FROM pg_class WHERE oid = segment_table) ORDER BY id LOOP
+    changes := offload.column_changes(segment);
+    PERFORM offload.check_cold_rows(segment, changes);
+    -- Most ALTERs (options, triggers, constraints) change no column: nothing to record. Any that
+    -- does, NOT NULL included, is recorded, so that the next ALTER compares with it.
+    IF EXISTS (SELECT FROM offload.segments s
+                WHERE s.id = segment
+                  AND s.seen_columns IS DISTINCT FROM offload.live_columns(s.segment_table))
+       OR changes -> 'added' <> '{}' THEN
+      PERFORM offload.apply_column_changes(segment, changes);
+    END IF;
+  END LOOP;
+  FOR rel IN SELECT table_id FROM offload.attachments WHERE table_id = ANY (altered) LOOP
+    PERFORM offload.check_policy_columns(rel);
+  END LOOP;
+  FOR rel IN SELECT DISTINCT table_id FROM offload.segments
+              WHERE state = 'committed' AND table_id = ANY (altered) LOOP
+    PERFORM offload.follow_table(rel);
+  END LOOP;
+END $$;
+
+
+ALTER FUNCTION offload.follow_alters(altered oid[]) OWNER TO <installer>;
+
+--
+-- Name: follow_changes(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.follow_changes(rel regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  owner name := (SELECT relowner::regrole::name FROM pg_class WHERE oid = rel);
+BEGIN
+  IF owner IS DISTINCT FROM current_user THEN
+    RAISE EXCEPTION 'pg-offload: offload.follow_changes(%) runs as the table''s owner %, not as %', rel, owner, current_user
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'It evaluates the table''s constraints against its offloaded rows: SET ROLE to the owner first.';
+  END IF;
+  PERFORM set_config('pg_offload.following_changes', rel::oid::text, true);
+  PERFORM offload.follow_alters(ARRAY[rel::oid]);
+  PERFORM set_config('pg_offload.following_changes', '', true);
+END $$;
+
+
+ALTER FUNCTION offload.follow_changes(rel regclass) OWNER TO <installer>;
+
+--
 -- Name: follow_table(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -1521,6 +1595,54 @@ END $$;
 
 
 ALTER FUNCTION offload.follow_table(rel regclass) OWNER TO <installer>;
+
+--
+-- Name: followed_column_value(regclass, pg_attribute, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.followed_column_value(segment_table regclass, a pg_attribute, cold_rows bigint) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  parent regclass := (SELECT table_id FROM offload.segments s WHERE s.segment_table = followed_column_value.segment_table);
+  value text := offload.recorded_missing_value(parent, a.attname);
+BEGIN
+  IF value IS NULL AND cold_rows > 0 AND (a.attnotnull OR a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') THEN
+    RAISE EXCEPTION 'pg-offload: the value offloaded rows of % show for new column "%" is not known: PostgreSQL recorded none when it was added (a volatile default, an identity or generated column, or a table rewritten since)',
+      parent, a.attname
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Drop the column and add it again without a default (offloaded rows then read NULL), or bring the rows back first with offload.load_back().';
+  END IF;
+  RETURN value;
+END $$;
+
+
+ALTER FUNCTION offload.followed_column_value(segment_table regclass, a pg_attribute, cold_rows bigint) OWNER TO <installer>;
+
+--
+-- Name: following_changes_of(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.following_changes_of(segment_table regclass) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (EXISTS (SELECT FROM (offload.segments s JOIN pg_class c ON ((c.oid = (s.table_id)::oid))) WHERE (((s.segment_table)::oid = (following_changes_of.segment_table)::oid) AND (((s.table_id)::oid)::text = current_setting('pg_offload.following_changes'::text, true)) AND (c.relowner = (SELECT pg_roles.oid FROM pg_roles WHERE (pg_roles.rolname = CURRENT_USER))))));
+
+
+ALTER FUNCTION offload.following_changes_of(segment_table regclass) OWNER TO <installer>;
+
+--
+-- Name: follows_alters_itself(); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.follows_alters_itself() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (EXISTS (SELECT FROM pg_event_trigger WHERE ((pg_event_trigger.evtname = 'offload_on_alter_table'::name) AND (pg_event_trigger.evtenabled <> 'D'::"char"))));
+
+
+ALTER FUNCTION offload.follows_alters_itself() OWNER TO <installer>;
 
 --
 -- Name: forget_remote_readers(); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -1699,6 +1821,29 @@ END $$;
 
 
 ALTER FUNCTION offload.hot_cutoff(rel regclass) OWNER TO <installer>;
+
+--
+-- Name: install_event_trigger(text, text, text[], regproc); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.install_event_trigger(name text, event text, tags text[], handler regproc) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  EXECUTE format('DROP EVENT TRIGGER IF EXISTS %I', name);
+  EXECUTE format('CREATE EVENT TRIGGER %I ON %I %s EXECUTE FUNCTION %s()', name, event,
+                 CASE WHEN tags IS NULL THEN ''
+                      ELSE format('WHEN TAG IN (%s)', (SELECT string_agg(quote_literal(t), ', ') FROM unnest(tags) t)) END,
+                 handler);
+  RETURN true;
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE NOTICE 'pg-offload: % may not create event triggers: % not installed', current_user, name;
+  RETURN false;
+END $$;
+
+
+ALTER FUNCTION offload.install_event_trigger(name text, event text, tags text[], handler regproc) OWNER TO <installer>;
 
 --
 -- Name: is_admin(); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2047,37 +2192,9 @@ CREATE FUNCTION offload.on_alter_table() RETURNS event_trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-  altered oid[];
-  segment bigint;
-  changes jsonb;
-  rel regclass;
 BEGIN
-  SELECT array_agg(DISTINCT objid) INTO altered FROM pg_event_trigger_ddl_commands()
-   WHERE classid = 'pg_class'::regclass;
-  FOR segment IN SELECT id FROM offload.segments
-                  WHERE state = 'committed'
-                    AND (table_id = ANY (altered) OR segment_table = ANY (altered)
-                         OR offload.offloaded_partition(segment_table) = ANY (altered))
-                    AND EXISTS (SELECT FROM pg_class WHERE oid = segment_table) ORDER BY id LOOP
-    changes := offload.column_changes(segment);
-    PERFORM offload.check_cold_rows(segment, changes);
-    -- Most ALTERs (options, triggers, constraints) change no column: nothing to record. Any that
-    -- does, NOT NULL included, is recorded, so that the next ALTER compares with it.
-    IF EXISTS (SELECT FROM offload.segments s
-                WHERE s.id = segment
-                  AND s.seen_columns IS DISTINCT FROM offload.live_columns(s.segment_table))
-       OR changes -> 'added' <> '{}' THEN
-      PERFORM offload.apply_column_changes(segment, changes);
-    END IF;
-  END LOOP;
-  FOR rel IN SELECT table_id FROM offload.attachments WHERE table_id = ANY (altered) LOOP
-    PERFORM offload.check_policy_columns(rel);
-  END LOOP;
-  FOR rel IN SELECT DISTINCT table_id FROM offload.segments
-              WHERE state = 'committed' AND table_id = ANY (altered) LOOP
-    PERFORM offload.follow_table(rel);
-  END LOOP;
+  PERFORM offload.follow_alters((SELECT array_agg(DISTINCT objid) FROM pg_event_trigger_ddl_commands()
+                                  WHERE classid = 'pg_class'::regclass));
 END $$;
 
 
@@ -2477,6 +2594,30 @@ $$;
 ALTER FUNCTION offload.record_layout(segment bigint) OWNER TO <installer>;
 
 --
+-- Name: recorded_missing_value(regclass, name); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.recorded_missing_value(rel regclass, col_name name) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  a record;
+  value text;
+BEGIN
+  SELECT attmissingval::text AS missing, format_type(atttypid, atttypmod) AS type INTO a
+    FROM pg_attribute WHERE attrelid = rel AND attname = col_name AND atthasmissing;
+  IF a.missing IS NULL THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE format('SELECT offload.copy_text((%L::%s[])[1])', a.missing, a.type) INTO value;
+  RETURN value;
+END $$;
+
+
+ALTER FUNCTION offload.recorded_missing_value(rel regclass, col_name name) OWNER TO <installer>;
+
+--
 -- Name: refuse_older_migration(); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2501,6 +2642,38 @@ END $$;
 ALTER FUNCTION offload.refuse_older_migration() OWNER TO <installer>;
 
 --
+-- Name: refuse_unfollowed_changes(bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.refuse_unfollowed_changes(segment bigint) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+  s offload.segments%ROWTYPE;
+  fields_of CONSTANT text := 'SELECT jsonb_agg(c - ''notnull'') FROM jsonb_array_elements($1) c';
+  seen jsonb;
+  live jsonb;
+BEGIN
+  SELECT * INTO s FROM offload.segments WHERE id = segment;
+  IF s.segment_table IS NULL OR offload.follows_alters_itself() THEN
+    RETURN;
+  END IF;
+  EXECUTE fields_of INTO seen USING s.seen_columns;
+  EXECUTE fields_of INTO live USING offload.live_columns(s.segment_table);
+  IF seen IS DISTINCT FROM live THEN
+    RAISE EXCEPTION 'pg-offload: table % was altered since pg-offload last followed its columns (segment %)',
+      s.table_id, segment
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = format('This database has no event trigger to follow ALTER TABLE: the table''s owner runs SELECT offload.follow_changes(%L) after altering it.',
+                          s.table_id::text);
+  END IF;
+END $_$;
+
+
+ALTER FUNCTION offload.refuse_unfollowed_changes(segment bigint) OWNER TO <installer>;
+
+--
 -- Name: refuse_unseen_change(regclass, smallint); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2509,7 +2682,7 @@ CREATE FUNCTION offload.refuse_unseen_change(rel regclass, col smallint) RETURNS
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
-  IF NOT offload.changed_here(rel, col) THEN
+  IF NOT offload.changed_here(rel, col) AND NOT offload.following_changes_of(rel) THEN
     RAISE EXCEPTION 'pg-offload: column "%" of segment table % changed in an earlier transaction that pg-offload did not see (through a parent table?)',
       (SELECT attname FROM pg_attribute WHERE attrelid = rel AND attnum = col), rel
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -2637,6 +2810,7 @@ CREATE FUNCTION offload.remote_segment_shape(segment bigint, read_epoch integer)
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
+  PERFORM offload.refuse_unfollowed_changes(segment);
   RETURN (SELECT jsonb_build_object(
     'table_oid', s.table_id::oid, 'table', s.table_id::text, 'state', s.state,
     'epoch_exists', EXISTS (SELECT FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch)
@@ -3373,7 +3547,7 @@ COMMENT ON COLUMN offload.policies.reader IS 'pg-offload: how new segment tables
 CREATE FUNCTION offload.table_reader(rel regclass) RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN COALESCE((SELECT p.reader FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (table_reader.rel)::oid)), CASE WHEN (current_setting('pg_offload.reader'::text, true) = ANY (ARRAY['file_fdw'::text, 'postgres_fdw'::text])) THEN current_setting('pg_offload.reader'::text, true) ELSE NULL::text END, 'file_fdw'::text);
+    RETURN COALESCE((SELECT p.reader FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (table_reader.rel)::oid)), CASE WHEN (current_setting('pg_offload.reader'::text, true) = ANY (ARRAY['file_fdw'::text, 'postgres_fdw'::text])) THEN current_setting('pg_offload.reader'::text, true) ELSE NULL::text END, CASE WHEN (EXISTS (SELECT FROM pg_foreign_server WHERE (pg_foreign_server.srvname = 'pg_offload_reader'::name))) THEN 'file_fdw'::text ELSE 'postgres_fdw'::text END);
 
 
 ALTER FUNCTION offload.table_reader(rel regclass) OWNER TO <installer>;
@@ -4325,6 +4499,13 @@ REVOKE ALL ON FUNCTION offload.gc_segments(grace interval) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION offload.hot_cutoff(rel regclass) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION install_event_trigger(name text, event text, tags text[], handler regproc); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.install_event_trigger(name text, event text, tags text[], handler regproc) FROM PUBLIC;
 
 
 --
