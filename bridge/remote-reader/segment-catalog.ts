@@ -5,20 +5,28 @@ import { idempotentQuery } from "../db.ts";
 import { failpoint } from "../failpoints.ts";
 import { describeError } from "../../storage/describe-error.ts";
 import { ColdReadError, type AuthorizedTable, type RemoteRelationName } from "./cold-data.ts";
-import type { ChunkSource, SegmentCatalog, SegmentShape } from "./segment-source.ts";
+import { ShapeCache } from "./shape-cache.ts";
+import type { ChunkSource, SegmentCatalog, SegmentChunk, SegmentShape } from "./segment-source.ts";
 
 /** The schema postgres_fdw segment tables name (offload.segment_table_server). */
 const REMOTE_SCHEMA = "pg_offload";
 const RELATION_NAME = /^segment_(\d+)_epoch_(\d+)$/;
 
-interface ShapeRow {
+/** What every scan checks (offload.remote_segment_head). */
+interface HeadRow {
   table_oid: number;
   table: string;
   state: string;
   epoch_exists: boolean;
-  read_plan: ReadPlan | null;
   from_store: boolean;
   columns: SegmentShape["columns"];
+  /** Changes whenever the read plan or the chunks' statistics under today's names could. */
+  version: string;
+}
+
+/** What is computed again only when the version changes (offload.remote_segment_shape). */
+interface ShapeRow extends HeadRow {
+  read_plan: ReadPlan | null;
   chunks: Array<{
     seq: number;
     object_key: string;
@@ -30,15 +38,32 @@ interface ShapeRow {
   }>;
 }
 
+/** The part of a shape kept between scans of a (segment, epoch) while its version holds. */
+interface KeptShape {
+  chunks: SegmentChunk[];
+  /** Maps stored rows to today's columns; undefined when they already match. */
+  mapColumns: RowMapper | undefined;
+  /** By seq, what the chunk fetcher needs (from_store is the scan's own). */
+  stored: Map<number, Omit<IndexedChunk, "from_store">>;
+}
+
 /** A shape with what the chunk source needs to fetch and map its chunks. */
 interface FetchableShape extends SegmentShape {
-  fetchable: {
-    fromStore: boolean;
-    /** Maps stored rows to today's columns; undefined when they already match. */
-    mapColumns: RowMapper | undefined;
-    chunks: Map<number, IndexedChunk>;
-  };
+  fetchable: KeptShape & { fromStore: boolean };
 }
+
+/**
+ * The head of every scan, and the rest of the shape only when the version the endpoint holds
+ * (or none, $3 NULL) is not the current one: one round trip either way. The head is computed
+ * first (FROM before the target list), so a shape is never kept under a newer version than the
+ * catalog it was computed from.
+ */
+const SHAPE_SQL = `SELECT h AS head,
+       CASE WHEN h ->> 'version' IS DISTINCT FROM $3 THEN offload.remote_segment_shape($1, $2) END AS shape
+  FROM offload.remote_segment_head($1, $2) AS h`;
+
+/** (segment, epoch) pairs whose read plan and chunks a bridge keeps (default). */
+const KEPT_SHAPES = 256;
 
 /**
  * The catalog side of the SQL endpoint: which table a login reads, what a relation name stands
@@ -46,10 +71,15 @@ interface FetchableShape extends SegmentShape {
  * reader's are (bridge/chunk-fetcher.ts) and mapped to the segment table's columns of today.
  */
 export class RemoteSegmentCatalog implements SegmentCatalog, ChunkSource {
+  private readonly kept: ShapeCache<KeptShape>;
+
   constructor(
     private readonly db: pg.Pool,
     private readonly chunks: ChunkFetcher,
-  ) {}
+    keptShapes = KEPT_SHAPES,
+  ) {
+    this.kept = new ShapeCache(keptShapes);
+  }
 
   async authorize(user: string): Promise<AuthorizedTable | undefined> {
     const { rows } = await idempotentQuery<{ table_oid: number; table_name: string }>(
@@ -70,33 +100,33 @@ export class RemoteSegmentCatalog implements SegmentCatalog, ChunkSource {
       );
     }
     const [segment, epoch] = [Number(match[1]), Number(match[2])];
-    const { rows } = await idempotentQuery<{ shape: ShapeRow | null }>(
-      this.db,
-      "SELECT offload.remote_segment_shape($1, $2) AS shape",
-      [segment, epoch],
-    );
-    const shape = rows[0]?.shape;
-    if (!shape || Number(shape.table_oid) !== tableOid) {
-      // Another table's segment is as unknown to this login as one that never existed.
-      throw new ColdReadError(
-        `pg-offload: segment ${segment} is not a segment of the table this server reads`,
-        "42501",
+    const key = `${segment}:${epoch}`;
+    // A second try only when another scan replaced the entry between the query and the lookup.
+    for (let attempt = 1; ; attempt++) {
+      const known = attempt === 1 ? (this.kept.versionOf(key) ?? null) : null;
+      const { rows } = await idempotentQuery<{ head: HeadRow | null; shape: ShapeRow | null }>(
+        this.db,
+        SHAPE_SQL,
+        [segment, epoch, known],
       );
+      const head = checkedHead(segment, epoch, tableOid, rows[0]?.head);
+      const fresh = rows[0]?.shape;
+      if (fresh) this.kept.set(key, head.version, kept(fresh));
+      const shape = this.kept.get(key, head.version);
+      if (shape) return toShape(segment, epoch, head, shape);
+      if (attempt >= 2)
+        throw new ColdReadError(
+          `pg-offload: segment ${segment} of ${head.table} changed while it was read; run the query again`,
+          "40001",
+        );
     }
-    if (shape.state !== "committed" || !shape.epoch_exists) {
-      const problem = shape.state !== "committed" ? `is ${shape.state}` : `has no epoch ${epoch}`;
-      throw new ColdReadError(
-        `pg-offload: segment ${segment} of ${shape.table} ${problem}; run the query again`,
-        "40001",
-      );
-    }
-    return toShape(segment, epoch, shape);
   }
 
   async fetch(shape: SegmentShape, seq: number, signal: AbortSignal): Promise<Buffer> {
     const { fetchable } = shape as FetchableShape;
-    const chunk = fetchable.chunks.get(seq);
-    if (!chunk) throw new SegmentReadError(`no chunk ${seq}`, shape.table, shape.segment);
+    const stored = fetchable.stored.get(seq);
+    if (!stored) throw new SegmentReadError(`no chunk ${seq}`, shape.table, shape.segment);
+    const chunk: IndexedChunk = { ...stored, from_store: fetchable.fromStore };
     const raw = await this.chunks.fetch(shape.table, shape.segment, chunk, signal);
     failpoint("after-chunk-served"); // as the file reader's, so fault tests reach both readers
     const map = fetchable.mapColumns;
@@ -115,28 +145,54 @@ export class RemoteSegmentCatalog implements SegmentCatalog, ChunkSource {
   }
 }
 
-function toShape(segment: number, epoch: number, row: ShapeRow): FetchableShape {
-  const chunks = row.chunks.map((c) => ({
-    seq: c.seq,
-    rows: Number(c.rows),
-    rawBytes: Number(c.raw_bytes),
-    bounds: c.bounds,
-    nulls: c.nulls,
-  }));
+/** The head, if the segment is one of `tableOid`'s, committed, with that epoch; else refused. */
+function checkedHead(
+  segment: number,
+  epoch: number,
+  tableOid: number,
+  head: HeadRow | null | undefined,
+): HeadRow {
+  if (!head || Number(head.table_oid) !== tableOid) {
+    // Another table's segment is as unknown to this login as one that never existed.
+    throw new ColdReadError(
+      `pg-offload: segment ${segment} is not a segment of the table this server reads`,
+      "42501",
+    );
+  }
+  if (head.state !== "committed" || !head.epoch_exists) {
+    const problem = head.state !== "committed" ? `is ${head.state}` : `has no epoch ${epoch}`;
+    throw new ColdReadError(
+      `pg-offload: segment ${segment} of ${head.table} ${problem}; run the query again`,
+      "40001",
+    );
+  }
+  return head;
+}
+
+function kept(row: ShapeRow): KeptShape {
+  return {
+    chunks: row.chunks.map((c) => ({
+      seq: c.seq,
+      rows: Number(c.rows),
+      rawBytes: Number(c.raw_bytes),
+      bounds: c.bounds,
+      nulls: c.nulls,
+    })),
+    mapColumns: columnMapper(row.read_plan),
+    stored: new Map(row.chunks.map((c) => [c.seq, c])),
+  };
+}
+
+/** Today's head with the kept part: the columns and whether to read the store are the scan's own. */
+function toShape(segment: number, epoch: number, head: HeadRow, shape: KeptShape): FetchableShape {
   return {
     segment,
     epoch,
-    table: row.table,
-    columns: row.columns,
-    chunks,
-    rows: chunks.reduce((sum, c) => sum + c.rows, 0),
-    rawBytes: chunks.reduce((sum, c) => sum + c.rawBytes, 0),
-    fetchable: {
-      fromStore: row.from_store,
-      mapColumns: columnMapper(row.read_plan),
-      chunks: new Map(
-        row.chunks.map((c) => [c.seq, { ...c, from_store: row.from_store } as IndexedChunk]),
-      ),
-    },
+    table: head.table,
+    columns: head.columns,
+    chunks: shape.chunks,
+    rows: shape.chunks.reduce((sum, c) => sum + c.rows, 0),
+    rawBytes: shape.chunks.reduce((sum, c) => sum + c.rawBytes, 0),
+    fetchable: { ...shape, fromStore: head.from_store },
   };
 }

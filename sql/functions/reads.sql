@@ -372,23 +372,14 @@ END $$;
 -- state and size, the segment table's columns now (each with the type to decode it as, its
 -- collation, and whether it can be decoded at all), how stored rows map to them, and its chunks
 -- with their bounds keyed by today's column names (only where the stored column has today's type).
+-- The endpoint keeps the read plan and the chunks per (segment, epoch) while the head's version
+-- (offload.remote_segment_head) stays the same; this function computes them afresh.
 -- (plpgsql: offload.segment_being_verified is defined by verify.sql, applied after this file.)
 CREATE OR REPLACE FUNCTION offload.remote_segment_shape(segment bigint, read_epoch int) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  PERFORM offload.refuse_unfollowed_changes(segment);
-  RETURN (SELECT jsonb_build_object(
-    'table_oid', s.table_id::oid, 'table', s.table_id::text, 'state', s.state,
-    'epoch_exists', EXISTS (SELECT FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch)
-                    OR (s.epoch = read_epoch AND s.rows = 0),
+  RETURN (SELECT offload.remote_segment_head(segment, read_epoch) || jsonb_build_object(
     'read_plan', offload.segment_read_plan(segment, read_epoch),
-    'from_store', offload.segment_being_verified(segment),
-    'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                  'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                  'decodeAs', offload.decode_type(a.atttypid, a.atttypmod),
-                  'collation', offload.qualified_collation(a.attcollation),
-                  'decodable', offload.decodable_type(a.atttypid)) ORDER BY a.attnum), '[]')
-                  FROM pg_attribute a WHERE a.attrelid = s.segment_table AND a.attnum > 0 AND NOT a.attisdropped),
     'chunks', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                  'seq', c.seq, 'object_key', c.object_key, 'rows', c.rows, 'raw_bytes', c.raw_bytes,
                  'stored_bytes', c.stored_bytes,
@@ -405,3 +396,43 @@ BEGIN
     FROM offload.segments s WHERE s.id = segment);
 END $$;
 REVOKE EXECUTE ON FUNCTION offload.remote_segment_shape(segment bigint, read_epoch int) FROM PUBLIC;
+
+-- What the SQL endpoint checks on every scan of segment `segment` at epoch `read_epoch`: its
+-- table, state, whether the epoch is being verified, the segment table's columns now, and a
+-- version of everything the read plan and the chunks' statistics under today's names depend on
+-- (offload.segment_read_plan, offload.chunk_stats) that can change while the epoch's chunks,
+-- committed together in one transaction, stay as they are: the segment table's pg_attribute
+-- rows (content and xmin: any ALTER of a column rewrites its row), the epoch's layout (renames
+-- rewrite its names), the values of added columns, the types the layout's type names resolve to
+-- today, and how many chunks the epoch still has. The columns themselves are computed afresh
+-- (type and collation names can change without touching pg_attribute).
+CREATE OR REPLACE FUNCTION offload.remote_segment_head(segment bigint, read_epoch int) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- On every scan, kept shape or not (the managed profile: an ALTER not followed yet).
+  PERFORM offload.refuse_unfollowed_changes(segment);
+  RETURN (SELECT jsonb_build_object(
+    'table_oid', s.table_id::oid, 'table', s.table_id::text, 'state', s.state,
+    'epoch_exists', n.chunks > 0 OR (s.epoch = read_epoch AND s.rows = 0),
+    'from_store', offload.segment_being_verified(segment),
+    'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                  'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                  'decodeAs', offload.decode_type(a.atttypid, a.atttypmod),
+                  'collation', offload.qualified_collation(a.attcollation),
+                  'decodable', offload.decodable_type(a.atttypid)) ORDER BY a.attnum), '[]')
+                  FROM pg_attribute a WHERE a.attrelid = s.segment_table AND a.attnum > 0 AND NOT a.attisdropped),
+    'version', md5(jsonb_build_array(
+                 s.segment_table::oid, s.added_columns, n.chunks, l.fields,
+                 (SELECT jsonb_agg(to_regtype(f.field ->> 'type')::oid ORDER BY f.ord)
+                    FROM jsonb_array_elements(l.fields) WITH ORDINALITY AS f(field, ord)),
+                 (SELECT jsonb_agg(jsonb_build_array(a.attnum, a.attname, a.atttypid, a.atttypmod,
+                                                     a.attcollation, a.attisdropped, a.xmin::text)
+                                   ORDER BY a.attnum)
+                    FROM pg_attribute a WHERE a.attrelid = s.segment_table AND a.attnum > 0))::text))
+    FROM offload.segments s
+    CROSS JOIN LATERAL (SELECT count(*) AS chunks FROM offload.chunks c
+                         WHERE c.segment_id = s.id AND c.epoch = read_epoch) n
+    LEFT JOIN offload.segment_layouts l ON l.segment_id = s.id AND l.epoch = read_epoch
+    WHERE s.id = segment);
+END $$;
+REVOKE EXECUTE ON FUNCTION offload.remote_segment_head(segment bigint, read_epoch int) FROM PUBLIC;

@@ -161,6 +161,61 @@ describe("the postgres_fdw reader", () => {
     expect(await resultSet(db.pool, "SELECT * FROM awkward ORDER BY id")).toEqual(expected);
   });
 
+  it("reads exactly after RENAME COLUMN and ALTER COLUMN TYPE (the endpoint's kept shapes follow)", async () => {
+    // The names of a and b are swapped, then b's type changes: columns kept from before would
+    // read a's stored values as b (and b as an integer).
+    await db.pool
+      .query(`CREATE TABLE swapped (id int PRIMARY KEY, created_at timestamptz NOT NULL, a int, b int);
+      INSERT INTO swapped SELECT i, now() - interval '400 days' + i * interval '1 hour', i, 100000 - i
+        FROM generate_series(1, 5000) i;
+      GRANT SELECT ON swapped TO ${reader}`);
+    await db.pool.query(
+      `SELECT offload.define_policy('cold_swap', time_column => 'created_at',
+         older_than => interval '30 days', zone_map_columns => '{id}', reader => 'postgres_fdw')`,
+    );
+    await db.pool.query("SELECT offload.attach_policy('public.swapped', 'cold_swap')");
+    expect(await offloadNow(db.pool, "public.swapped")).toMatchObject({ state: "succeeded" });
+    const versions = async () =>
+      (
+        await db.pool.query<{ v: string }>(
+          `SELECT offload.remote_segment_head(id, epoch) ->> 'version' AS v FROM offload.segments
+            WHERE table_id = 'swapped'::regclass AND state = 'committed' ORDER BY id`,
+        )
+      ).rows.map((r) => r.v);
+    const client = await connectAs(reader);
+    const read = async (sql: string) => (await client.query({ text: sql, rowMode: "array" })).rows;
+    const cold = await db.pool.query("SELECT count(*)::int AS n FROM ONLY swapped");
+    expect(cold.rows[0].n).toBe(0);
+    expect(await read("SELECT id, a, b FROM swapped WHERE a = 10")).toEqual([[10, 10, 99990]]);
+    expect(await read("SELECT id, a, b FROM swapped WHERE b = 99990")).toEqual([[10, 10, 99990]]);
+    const before = await versions();
+    expect(before.length).toBeGreaterThan(0);
+
+    await db.pool.query("ALTER TABLE swapped RENAME COLUMN a TO t");
+    await db.pool.query("ALTER TABLE swapped RENAME COLUMN b TO a");
+    await db.pool.query("ALTER TABLE swapped RENAME COLUMN t TO b");
+    const renamed = await versions();
+    renamed.forEach((v, i) => expect(v).not.toBe(before[i]));
+    expect(await read("SELECT id, a, b FROM swapped WHERE a = 99990")).toEqual([[10, 99990, 10]]);
+    expect(await read("SELECT id, a, b FROM swapped WHERE b = 10")).toEqual([[10, 99990, 10]]);
+    expect(await read("SELECT count(*) FROM swapped WHERE a = 10")).toEqual([["0"]]);
+    expect(await read("SELECT count(*) FROM swapped WHERE b BETWEEN 4990 AND 5010")).toEqual([
+      ["11"],
+    ]);
+
+    await db.pool.query("ALTER TABLE swapped ALTER COLUMN b TYPE bigint");
+    const retyped = await versions();
+    retyped.forEach((v, i) => expect(v).not.toBe(renamed[i]));
+    expect(await read("SELECT id, a, b, pg_typeof(b)::text FROM swapped WHERE b = 10")).toEqual([
+      [10, 99990, "10", "bigint"],
+    ]);
+    expect(await read("SELECT count(*), sum(b) FROM swapped WHERE b >= 4990")).toEqual([
+      ["11", "54945"],
+    ]);
+    // Unchanged columns: the version stays, and so does the kept shape.
+    expect(await versions()).toEqual(retyped);
+  });
+
   async function serverOf(table: string): Promise<string> {
     const { rows } = await db.pool.query(
       "SELECT server FROM offload.remote_readers WHERE table_id = $1::regclass",

@@ -2802,6 +2802,45 @@ CREATE FUNCTION offload.remote_relation_name(segment bigint, epoch integer) RETU
 ALTER FUNCTION offload.remote_relation_name(segment bigint, epoch integer) OWNER TO <installer>;
 
 --
+-- Name: remote_segment_head(bigint, integer); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.remote_segment_head(segment bigint, read_epoch integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  -- On every scan, kept shape or not (the managed profile: an ALTER not followed yet).
+  PERFORM offload.refuse_unfollowed_changes(segment);
+  RETURN (SELECT jsonb_build_object(
+    'table_oid', s.table_id::oid, 'table', s.table_id::text, 'state', s.state,
+    'epoch_exists', n.chunks > 0 OR (s.epoch = read_epoch AND s.rows = 0),
+    'from_store', offload.segment_being_verified(segment),
+    'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                  'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                  'decodeAs', offload.decode_type(a.atttypid, a.atttypmod),
+                  'collation', offload.qualified_collation(a.attcollation),
+                  'decodable', offload.decodable_type(a.atttypid)) ORDER BY a.attnum), '[]')
+                  FROM pg_attribute a WHERE a.attrelid = s.segment_table AND a.attnum > 0 AND NOT a.attisdropped),
+    'version', md5(jsonb_build_array(
+                 s.segment_table::oid, s.added_columns, n.chunks, l.fields,
+                 (SELECT jsonb_agg(to_regtype(f.field ->> 'type')::oid ORDER BY f.ord)
+                    FROM jsonb_array_elements(l.fields) WITH ORDINALITY AS f(field, ord)),
+                 (SELECT jsonb_agg(jsonb_build_array(a.attnum, a.attname, a.atttypid, a.atttypmod,
+                                                     a.attcollation, a.attisdropped, a.xmin::text)
+                                   ORDER BY a.attnum)
+                    FROM pg_attribute a WHERE a.attrelid = s.segment_table AND a.attnum > 0))::text))
+    FROM offload.segments s
+    CROSS JOIN LATERAL (SELECT count(*) AS chunks FROM offload.chunks c
+                         WHERE c.segment_id = s.id AND c.epoch = read_epoch) n
+    LEFT JOIN offload.segment_layouts l ON l.segment_id = s.id AND l.epoch = read_epoch
+    WHERE s.id = segment);
+END $$;
+
+
+ALTER FUNCTION offload.remote_segment_head(segment bigint, read_epoch integer) OWNER TO <installer>;
+
+--
 -- Name: remote_segment_shape(bigint, integer); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2810,19 +2849,8 @@ CREATE FUNCTION offload.remote_segment_shape(segment bigint, read_epoch integer)
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
-  PERFORM offload.refuse_unfollowed_changes(segment);
-  RETURN (SELECT jsonb_build_object(
-    'table_oid', s.table_id::oid, 'table', s.table_id::text, 'state', s.state,
-    'epoch_exists', EXISTS (SELECT FROM offload.chunks c WHERE c.segment_id = s.id AND c.epoch = read_epoch)
-                    OR (s.epoch = read_epoch AND s.rows = 0),
+  RETURN (SELECT offload.remote_segment_head(segment, read_epoch) || jsonb_build_object(
     'read_plan', offload.segment_read_plan(segment, read_epoch),
-    'from_store', offload.segment_being_verified(segment),
-    'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                  'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                  'decodeAs', offload.decode_type(a.atttypid, a.atttypmod),
-                  'collation', offload.qualified_collation(a.attcollation),
-                  'decodable', offload.decodable_type(a.atttypid)) ORDER BY a.attnum), '[]')
-                  FROM pg_attribute a WHERE a.attrelid = s.segment_table AND a.attnum > 0 AND NOT a.attisdropped),
     'chunks', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                  'seq', c.seq, 'object_key', c.object_key, 'rows', c.rows, 'raw_bytes', c.raw_bytes,
                  'stored_bytes', c.stored_bytes,
@@ -4597,6 +4625,13 @@ REVOKE ALL ON FUNCTION offload.remote_reader_login(rel regclass) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION offload.remote_reader_table(login text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION remote_segment_head(segment bigint, read_epoch integer); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.remote_segment_head(segment bigint, read_epoch integer) FROM PUBLIC;
 
 
 --
