@@ -7,7 +7,7 @@
  * if it parses back to the very tree built here.
  */
 import { ColdReadError } from "./cold-data.ts";
-import type { SegmentShape } from "./segment-source.ts";
+import type { SegmentColumn, SegmentShape } from "./segment-source.ts";
 import type { ValidatedSelect } from "./select-validator.ts";
 import {
   evaluationEdits,
@@ -36,6 +36,11 @@ export interface RelationInput {
   arrays: number[];
   /** Which of `arrays` are decoded (the others only drive the row count). */
   decoded: boolean[];
+  /**
+   * Indexes of the decodable columns the statement names, decoded or not: their types are the
+   * casts it may use (catalog-checks.ts), whichever of them the evaluation decodes.
+   */
+  named: number[];
   /** $n of the first array. */
   firstParam: number;
 }
@@ -60,6 +65,7 @@ export function relationInputs(
       ((rv.alias as Fields | undefined)?.aliasname as string | undefined) ?? String(rv.relname);
     const arrays: number[] = [];
     const decoded: boolean[] = [];
+    const named: number[] = [];
     shape.columns.forEach((c, i) => {
       if (!v.columns.has(c.name)) return;
       if (!c.decodable) {
@@ -70,6 +76,10 @@ export function relationInputs(
           );
         return;
       }
+      named.push(i);
+      // Only a plain output column of the simple scan is not evaluated: it is returned as
+      // stored (simpleTargets) unless its stored text could differ from PostgreSQL's output.
+      if (!v.evaluatedColumns.has(c.name) && storedTextExact(c)) return;
       arrays.push(i);
       decoded.push(true);
     });
@@ -77,7 +87,7 @@ export function relationInputs(
       arrays.push(0);
       decoded.push(false);
     }
-    const input = { shape, alias, arrays, decoded, firstParam: next };
+    const input = { shape, alias, arrays, decoded, named, firstParam: next };
     next += arrays.length;
     return input;
   });
@@ -171,7 +181,30 @@ interface SimpleTargets {
   rowNumber: string;
 }
 
-/** The simple scan outputs the decoded columns and the row number; undecodable ones come from the stored text. */
+/**
+ * Whether a column's stored COPY text can be returned as is, without PostgreSQL.
+ *
+ * The chunks were written by the bridge's sessions (bridge/db.ts: DateStyle ISO, TimeZone UTC,
+ * IntervalStyle postgres, extra_float_digits 1, bytea_output hex); postgres_fdw's session prints
+ * with ISO, GMT, postgres, extra_float_digits 3. The local side reads each value with the type's
+ * input function (and typmod), so a text that reads back to the same value is exact:
+ * - timestamptz: UTC and GMT both print the offset +00 (an explicit offset is read as such);
+ * - date, timestamp, time, timetz: ISO output does not depend on the zone;
+ * - interval: the same IntervalStyle;
+ * - float4/float8: any extra_float_digits > 0 prints the shortest exact text (the same text);
+ * - bytea: hex, read by bytea's input whatever the local bytea_output;
+ * - money depends on lc_monetary on both sides, and could differ: evaluated.
+ * Everything else prints independently of these settings. Columns the stored text of which is
+ * decodable=false are returned as stored in any case (they may not be decoded).
+ */
+export function storedTextExact(column: SegmentColumn): boolean {
+  return !/\bmoney\b/.test(column.decodeAs);
+}
+
+/**
+ * The simple scan outputs the evaluated columns and the row number; the others (undecodable, or
+ * stored text exact: storedTextExact) come from the stored text of the rows that matched.
+ */
 async function simpleTargets(
   v: ValidatedSelect,
   input: RelationInput,
@@ -187,7 +220,7 @@ async function simpleTargets(
     if (t.column === undefined) {
       out.columns.push("null");
       out.targets.push(targets[i]);
-    } else if (col >= 0 && !input.shape.columns[col]!.decodable) {
+    } else if (col >= 0 && !input.arrays.some((a, k) => a === col && input.decoded[k])) {
       if (t.qualifier !== undefined && t.qualifier !== input.alias)
         throw new ColdReadError(`missing FROM-clause entry for table "${t.qualifier}"`, "42P01");
       out.columns.push(col);

@@ -30,6 +30,7 @@ import { parseCopyText, type CopyRow } from "../copy-text.ts";
 import {
   evaluationSql,
   relationInputs,
+  storedTextExact,
   type EvaluationSql,
   type RelationInput,
 } from "./evaluation-sql.ts";
@@ -191,9 +192,7 @@ export class RemoteSelectRunner {
       this.statementTimeoutMs,
       async (client) => {
         const decodedTypes = inputs.flatMap((input) =>
-          input.arrays
-            .filter((_, k) => input.decoded[k])
-            .map((col) => input.shape.columns[col]!.decodeAs),
+          input.named.map((col) => input.shape.columns[col]!.decodeAs),
         );
         await this.checks.checkTypes(client, v.typeNames, decodedTypes);
         if (describe) columns = await this.describe(client, evaluation, query, inputs);
@@ -427,28 +426,9 @@ function* batches(rows: CopyRow[], maxRows: number, maxBytes: number): Generator
   if (start < rows.length) yield rows.slice(start);
 }
 
-/**
- * Whether the stored COPY text of these columns can be returned as is, without PostgreSQL.
- *
- * The chunks were written by the bridge's sessions (bridge/db.ts: DateStyle ISO, TimeZone UTC,
- * IntervalStyle postgres, extra_float_digits 1, bytea_output hex); postgres_fdw's session prints
- * with ISO, GMT, postgres, extra_float_digits 3. The local side reads each value with the type's
- * input function, so a text that reads back to the same value is exact:
- * - timestamptz: UTC and GMT both print the offset +00 (an explicit offset is read as such);
- * - date, timestamp, time, timetz: ISO output does not depend on the zone;
- * - interval: the same IntervalStyle;
- * - float4/float8: any extra_float_digits > 0 prints the shortest exact text (the same text);
- * - bytea: hex, read by bytea's input whatever the local bytea_output;
- * - money depends on lc_monetary on both sides, and could differ: evaluated.
- * Everything else prints independently of these settings. Columns the stored text of which is
- * decodable=false are returned as stored in any case (they may not be decoded).
- */
+/** Whether the stored COPY text of these columns can be returned as is (storedTextExact). */
 export function storedTextIsExact(shape: SegmentShape, targets: number[]): boolean {
-  return targets.every((i) => {
-    if (i < 0) return true;
-    const column = shape.columns[i]!;
-    return !/\bmoney\b/.test(column.decodeAs);
-  });
+  return targets.every((i) => i < 0 || storedTextExact(shape.columns[i]!));
 }
 
 export type { Fields };
