@@ -11,7 +11,8 @@ definition of every function, view, trigger and policy (sql/functions/), all in 
 under an advisory lock: safe to run again and from several places at once, and an upgrade that
 fails changes nothing. It applies the definitions even when the database already holds this
 release's (a bridge starting skips them then), so it also repairs a function changed by hand. Refuses a database a newer pg-offload installed. The bridge does the same
-when it starts. Needs a superuser (it creates an extension, event triggers and a schema).`,
+when it starts. As a superuser it creates file_fdw and event triggers too; as another role
+(the managed profile, README "On managed PostgreSQL") it installs without them.`,
   async run(_args, config) {
     const applied = await withClient(config(), (client) =>
       installSchema(client, { functions: "always" }),
