@@ -251,6 +251,7 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: table % already has a policy attached', rel
       USING ERRCODE = 'duplicate_object', HINT = 'Detach it first with offload.detach_policy().';
   END IF;
+  PERFORM offload.check_bridge_reaches(rel);
   INSERT INTO offload.attachments (table_id, policy_name, key_column, key_type, partitioned)
   VALUES (rel, policy, p.time_column, col_type, is_partitioned);
 END $$;

@@ -18,6 +18,24 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE')
     OR offload.is_admin();
 
+-- The bridge's role is the offload schema's owner (it installs the schema as it starts). A
+-- superuser reaches every table; in the managed profile (README) it must be a member of the
+-- table's owner, to make segment tables of its tables and run the owner's conditions as the owner.
+-- Refused when the policy is attached, rather than when the first offload fails.
+CREATE OR REPLACE FUNCTION offload.check_bridge_reaches(rel regclass) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  bridge oid := (SELECT nspowner FROM pg_namespace WHERE nspname = 'offload');
+  owner oid := (SELECT relowner FROM pg_class WHERE oid = rel);
+BEGIN
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = bridge) AND NOT pg_has_role(bridge, owner, 'USAGE') THEN
+    RAISE EXCEPTION 'pg-offload: the bridge''s role % is not a member of %, the owner of table %, so it could not move the table''s rows',
+      bridge::regrole, owner::regrole, rel
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('An admin role runs GRANT %s TO %s (README, "On managed PostgreSQL").', owner::regrole, bridge::regrole);
+  END IF;
+END $$;
+
 -- Checks that pg-offload can serve a table, raising a clear error naming what is wrong. Used at
 -- attach time and again before every run. Table arguments of the API are regclass: PostgreSQL
 -- resolves the name with the caller's search_path and raises "relation ... does not exist" at the

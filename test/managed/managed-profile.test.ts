@@ -96,7 +96,7 @@ describe.skipIf(SERVER_MAJOR < 15)("the managed profile: no superuser", () => {
     await db?.drop();
     const su = new pg.Client({ connectionString: db.url.replace(/\/[^/]*$/, "/postgres") });
     await su.connect();
-    for (const role of [readerRole, owner, bridgeRole, admin]) {
+    for (const role of [readerRole, `${owner}_x`, owner, bridgeRole, admin]) {
       await su.query(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
     }
     await su.end();
@@ -125,6 +125,29 @@ describe.skipIf(SERVER_MAJOR < 15)("the managed profile: no superuser", () => {
     expect((await segmentTables(db.pool, "awkward")).length).toBeGreaterThan(0);
     const reader = await connectAs(readerRole);
     for (const sql of QUERIES) expect(await resultSet(reader, sql), sql).toEqual(before.get(sql));
+  });
+
+  it("refuses to attach a policy to a table whose owner the bridge's role is not a member of", async () => {
+    const stranger = `${owner}_x`;
+    await db.pool.query(
+      `CREATE ROLE ${stranger} LOGIN; GRANT CREATE ON SCHEMA public TO ${stranger}`,
+    );
+    try {
+      const asStranger = await connectAs(stranger);
+      await asStranger.query("CREATE TABLE theirs (id bigint, created_at timestamptz NOT NULL)");
+      await expect(
+        asStranger.query("SELECT offload.attach_policy('theirs', 'cold_30d')"),
+      ).rejects.toMatchObject({
+        code: "42501",
+        message: expect.stringContaining(
+          `the bridge's role ${bridgeRole} is not a member of ${stranger}`,
+        ),
+        hint: expect.stringContaining(`GRANT ${stranger} TO ${bridgeRole}`),
+      });
+      await asStranger.query("DROP TABLE theirs");
+    } finally {
+      await db.pool.query(`REVOKE CREATE ON SCHEMA public FROM ${stranger}`);
+    }
   });
 
   async function runJob(client: pg.Client, sql: string): Promise<void> {

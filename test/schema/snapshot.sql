@@ -234,6 +234,7 @@ BEGIN
     RAISE EXCEPTION 'pg-offload: table % already has a policy attached', rel
       USING ERRCODE = 'duplicate_object', HINT = 'Detach it first with offload.detach_policy().';
   END IF;
+  PERFORM offload.check_bridge_reaches(rel);
   INSERT INTO offload.attachments (table_id, policy_name, key_column, key_type, partitioned)
   VALUES (rel, policy, p.time_column, col_type, is_partitioned);
 END $$;
@@ -353,6 +354,29 @@ END $$;
 
 
 ALTER FUNCTION offload.check_attachment() OWNER TO <installer>;
+
+--
+-- Name: check_bridge_reaches(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.check_bridge_reaches(rel regclass) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  bridge oid := (SELECT nspowner FROM pg_namespace WHERE nspname = 'offload');
+  owner oid := (SELECT relowner FROM pg_class WHERE oid = rel);
+BEGIN
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = bridge) AND NOT pg_has_role(bridge, owner, 'USAGE') THEN
+    RAISE EXCEPTION 'pg-offload: the bridge''s role % is not a member of %, the owner of table %, so it could not move the table''s rows',
+      bridge::regrole, owner::regrole, rel
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('An admin role runs GRANT %s TO %s (README, "On managed PostgreSQL").', owner::regrole, bridge::regrole);
+  END IF;
+END $$;
+
+
+ALTER FUNCTION offload.check_bridge_reaches(rel regclass) OWNER TO <installer>;
 
 SET default_tablespace = '';
 
