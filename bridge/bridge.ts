@@ -195,7 +195,10 @@ async function startReadEndpoint(
   const fileEndpoint = reads.endpoint;
   if (fileEndpoint) cleanups.push(() => fileEndpoint.close(config.shutdownGraceMs));
   const chunks = new ChunkFetcher(store, cache, keys, log);
-  const sql = await openSqlEndpoint(config, db, chunks, log);
+  // The postgres_fdw reader's scans count as the file reader's do (bytes: the chunks read).
+  const sql = await openSqlEndpoint(config, db, chunks, log, (scan) =>
+    metrics.scans.served(scan.outcome, scan.seconds, scan.bytesFetched),
+  );
   if (sql) cleanups.push(() => sql.endpoint.close(config.shutdownGraceMs));
   const readers = new ReadEndpointRegistry(
     db,

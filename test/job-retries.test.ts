@@ -41,7 +41,10 @@ describe.each(["local", "s3"] as const)(
       digest = await tableDigest(db.pool, "events");
       bridge = await startTestBridge(db.url, config.config, {
         objectStore: store,
-        overrides: { maxAttempts: 3, segmentTargetBytes: 256 * 1024 },
+        // One upload at a time: each injected fault then ends the attempt it falls in, and the
+        // next fault falls in the next attempt (with uploads in parallel, a second fault could
+        // hit another upload of the attempt the first one already failed).
+        overrides: { maxAttempts: 3, segmentTargetBytes: 256 * 1024, uploadConcurrency: 1 },
       });
     });
 

@@ -58,7 +58,7 @@ describe("the read endpoint on its default unix socket", () => {
   const socket = privateSocketPath();
 
   beforeAll(async () => {
-    db = await createTestDatabase("endpoint-unix");
+    db = await createTestDatabase("endpoint-unix", { reader: "file_fdw" });
     const store = await testStoreConfig("local");
     cleanupStore = store.cleanup;
     storeConfig = store.config;
@@ -156,7 +156,7 @@ describe("the read endpoint over TCP", () => {
   let digestBefore: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase("endpoint-tcp");
+    db = await createTestDatabase("endpoint-tcp", { reader: "file_fdw" });
     const store = await testStoreConfig("local");
     cleanupStore = store.cleanup;
     // A directory the bridge creates, so it hands it to the database's OS user.

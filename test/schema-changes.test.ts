@@ -497,7 +497,7 @@ describe.skipIf(!pgDumpPath("dump and restore", "same-or-older-server"))(
     const bridges: RunningBridge[] = [];
 
     beforeAll(async () => {
-      db = await createTestDatabase("dump-source");
+      db = await createTestDatabase("dump-source", { reader: "file_fdw" });
       restored = await createEmptyDatabase("dump-target");
     });
 

@@ -52,6 +52,9 @@ export interface ScanStats {
   /** True when the block statistics could not be evaluated (every chunk was read). */
   skippingFailed: boolean;
   streamed: boolean;
+  /** How the scan ended: cancelled when the reader stopped early (a LIMIT, a cancel). */
+  outcome: "ok" | "error" | "cancelled";
+  seconds: number;
 }
 
 export interface RemoteSelectOptions {
@@ -121,6 +124,8 @@ export class RemoteSelectRunner {
       chunksAsStored: 0,
       skippingFailed: p.skippingFailed,
       streamed: p.v.simple !== undefined,
+      outcome: "cancelled",
+      seconds: performance.now(),
     };
     stats.chunksSkipped = stats.chunksTotal - p.candidates.reduce((n, c) => n + c.length, 0);
     if (p.v.simple)
@@ -324,38 +329,62 @@ export class RemoteSelectRunner {
         : p.candidates[0]!;
     const keep =
       sample?.method === "bernoulli" ? () => Math.random() * 100 < sample.percent : () => true;
+    try {
+      yield* this.streamChunks(p, query, settings, signal, stats, chunks, targetIndex, keep);
+      stats.outcome = "ok";
+    } catch (error) {
+      stats.outcome = signal.aborted ? "cancelled" : "error";
+      throw error;
+    } finally {
+      this.report(stats);
+    }
+  }
+
+  private async *streamChunks(
+    p: Prepared,
+    query: RemoteSelect,
+    settings: SessionSettings,
+    signal: AbortSignal,
+    stats: ScanStats,
+    chunks: SegmentChunk[],
+    targetIndex: number[],
+    keep: () => boolean,
+  ): AsyncGenerator<Array<string | null>> {
+    const input = p.inputs[0]!;
+    const shape = input.shape;
     const exact = storedTextIsExact(shape, targetIndex);
     const noWhere = p.v.select.whereClause === undefined;
-    try {
-      for await (const [chunk, rows] of this.fetchChunks(shape, chunks, signal, stats)) {
-        if (exact && (noWhere || p.wholeChunks.has(chunk.seq))) {
-          stats.chunksAsStored++;
-          for (const row of rows)
-            if (keep()) yield targetIndex.map((i) => (i < 0 ? null : row[i]!));
-          continue;
-        }
-        for (const batch of batches(rows, this.batchRows, this.batchBytes)) {
-          if (signal.aborted) throw new ColdReadError("the read was cancelled", "57014");
-          const arrays = input.arrays.map((col) => batch.map((row) => row[col]!));
-          const result = await inSession(this.pool, settings, this.statementTimeoutMs, (client) =>
-            client.query<Array<string | null>>({
-              text: p.evaluation.sql,
-              values: [...query.params, ...arrays],
-              rowMode: "array",
-              types: RAW_TYPES,
-            }),
-          );
-          const columns = p.evaluation.simpleColumns!;
-          for (const out of result.rows) {
-            const ord = Number(out[out.length - 1]);
-            if (keep())
-              yield columns.map((c, i) => (typeof c === "number" ? batch[ord - 1]![c]! : out[i]!));
-          }
+    for await (const [chunk, rows] of this.fetchChunks(shape, chunks, signal, stats)) {
+      if (exact && (noWhere || p.wholeChunks.has(chunk.seq))) {
+        stats.chunksAsStored++;
+        for (const row of rows) if (keep()) yield targetIndex.map((i) => (i < 0 ? null : row[i]!));
+        continue;
+      }
+      for (const batch of batches(rows, this.batchRows, this.batchBytes)) {
+        if (signal.aborted) throw new ColdReadError("the read was cancelled", "57014");
+        const arrays = input.arrays.map((col) => batch.map((row) => row[col]!));
+        const result = await inSession(this.pool, settings, this.statementTimeoutMs, (client) =>
+          client.query<Array<string | null>>({
+            text: p.evaluation.sql,
+            values: [...query.params, ...arrays],
+            rowMode: "array",
+            types: RAW_TYPES,
+          }),
+        );
+        const columns = p.evaluation.simpleColumns!;
+        for (const out of result.rows) {
+          const ord = Number(out[out.length - 1]);
+          if (keep())
+            yield columns.map((c, i) => (typeof c === "number" ? batch[ord - 1]![c]! : out[i]!));
         }
       }
-    } finally {
-      this.options.observer?.(stats);
     }
+  }
+
+  /** Once per scan, however it ended: to the observer (the bridge's scan metrics). */
+  private report(stats: ScanStats): void {
+    stats.seconds = (performance.now() - stats.seconds) / 1000;
+    this.options.observer?.(stats);
   }
 
   private async *evaluateAll(
@@ -386,8 +415,12 @@ export class RemoteSelectRunner {
           }),
         )
       ).rows;
+      stats.outcome = "ok";
+    } catch (error) {
+      stats.outcome = signal.aborted ? "cancelled" : "error";
+      throw error;
     } finally {
-      this.options.observer?.(stats);
+      this.report(stats);
     }
     yield* result;
   }

@@ -62,17 +62,28 @@ export function serverUrl(database = "postgres"): string {
   return `postgres://${user}@${host}:${port}/${database}`;
 }
 
-/** Clones the template (schema installed) into a database of the test's own. */
-export async function createTestDatabase(label: string): Promise<TestDatabase> {
-  return createDatabase(label, TEMPLATE_DATABASE);
+/**
+ * Clones the template (schema installed) into a database of the test's own. `reader` pins the
+ * database's default reader for tests of one reader's own workings (the file reader's program
+ * and endpoint), whatever PGOFFLOAD_TEST_READER says.
+ */
+export async function createTestDatabase(
+  label: string,
+  options: { reader?: "file_fdw" | "postgres_fdw" } = {},
+): Promise<TestDatabase> {
+  return createDatabase(label, TEMPLATE_DATABASE, options.reader ?? TEST_READER);
 }
 
 /** A database with nothing in it (not even the offload schema), e.g. to restore a dump into. */
 export async function createEmptyDatabase(label: string): Promise<TestDatabase> {
-  return createDatabase(label, "template0");
+  return createDatabase(label, "template0", TEST_READER);
 }
 
-async function createDatabase(label: string, template: string): Promise<TestDatabase> {
+async function createDatabase(
+  label: string,
+  template: string,
+  reader: string | undefined,
+): Promise<TestDatabase> {
   const name =
     "t_" +
     createHash("sha1")
@@ -83,8 +94,7 @@ async function createDatabase(label: string, template: string): Promise<TestData
     await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
     // The whole suite runs through either reader: PGOFFLOAD_TEST_READER=postgres_fdw makes it the
     // database's default (policies that name a reader keep theirs).
-    if (TEST_READER)
-      await admin.query(`ALTER DATABASE ${name} SET pg_offload.reader = '${TEST_READER}'`);
+    if (reader) await admin.query(`ALTER DATABASE ${name} SET pg_offload.reader = '${reader}'`);
   });
   const url = serverUrl(name);
   const pool = new pg.Pool({ connectionString: url, max: 8 });
