@@ -202,6 +202,34 @@ describe.skipIf(SERVER_MAJOR < 15)("the managed profile: no superuser", () => {
     expect(titles.every((row) => row.includes("redacted"))).toBe(true);
   });
 
+  it("offloads a partitioned table's old partitions, reads them, and loads them back", async () => {
+    const asOwner = await connectAs(owner);
+    await asOwner.query(fixture("partitioned-table.sql"));
+    await asOwner.query(`GRANT SELECT ON metrics TO ${readerRole}`);
+    const sql = "SELECT * FROM metrics ORDER BY id";
+    const expected = await resultSet(asOwner, sql);
+    await asOwner.query(
+      "SELECT offload.define_policy('cold_60d', 'created_at', interval '60 days', zone_map_columns => '{id}')",
+    );
+    await asOwner.query("SELECT offload.attach_policy('metrics', 'cold_60d')");
+    expect(await offloadNow(db.pool, "metrics")).toMatchObject({
+      state: "succeeded",
+      last_error: null,
+    });
+    const cold = await db.pool.query(
+      "SELECT count(*)::int AS n FROM offload.segments WHERE table_id = 'metrics'::regclass AND state = 'committed'",
+    );
+    expect(cold.rows[0].n).toBeGreaterThan(0);
+    const reader = await connectAs(readerRole);
+    expect(await resultSet(reader, sql)).toEqual(expected);
+    await asOwner.query("SELECT offload.load_back('metrics')");
+    expect(await resultSet(reader, sql)).toEqual(expected);
+    const after = await db.pool.query(
+      "SELECT count(*)::int AS n FROM offload.segments WHERE table_id = 'metrics'::regclass AND state = 'committed'",
+    );
+    expect(after.rows[0].n).toBe(0);
+  });
+
   it("loads the rows back, and retires the segments of a dropped table at garbage collection", async () => {
     const asOwner = await connectAs(owner);
     const before = await resultSet(asOwner, "SELECT * FROM awkward ORDER BY id");
