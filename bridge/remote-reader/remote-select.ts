@@ -363,22 +363,33 @@ export class RemoteSelectRunner {
       for (const batch of batches(rows, this.batchRows, this.batchBytes)) {
         if (signal.aborted) throw new ColdReadError("the read was cancelled", "57014");
         const arrays = input.arrays.map((col) => batch.map((row) => row[col]!));
-        const result = await inSession(this.pool, settings, this.statementTimeoutMs, (client) =>
-          client.query<Array<string | null>>({
-            text: p.evaluation.sql,
-            values: [...query.params, ...arrays],
-            rowMode: "array",
-            types: RAW_TYPES,
-          }),
-        );
+        const result = await this.evaluate(p, query, settings, arrays);
         const columns = p.evaluation.simpleColumns!;
-        for (const out of result.rows) {
+        for (const out of result) {
           const ord = Number(out[out.length - 1]);
           if (keep())
             yield columns.map((c, i) => (typeof c === "number" ? batch[ord - 1]![c]! : out[i]!));
         }
       }
     }
+  }
+
+  /** PostgreSQL evaluates the statement over decoded rows: one read-only session, rolled back. */
+  private async evaluate(
+    p: Prepared,
+    query: RemoteSelect,
+    settings: SessionSettings,
+    arrays: Array<Array<string | null>>,
+  ): Promise<Array<Array<string | null>>> {
+    const result = await inSession(this.pool, settings, this.statementTimeoutMs, (client) =>
+      client.query<Array<string | null>>({
+        text: p.evaluation.sql,
+        values: [...query.params, ...arrays],
+        rowMode: "array",
+        types: RAW_TYPES,
+      }),
+    );
+    return result.rows;
   }
 
   /** Once per scan, however it ended: to the observer (the bridge's scan metrics). */
@@ -405,16 +416,7 @@ export class RemoteSelectRunner {
         arrays.push(...columns);
       }
       if (signal.aborted) throw new ColdReadError("the read was cancelled", "57014");
-      result = (
-        await inSession(this.pool, settings, this.statementTimeoutMs, (client) =>
-          client.query<Array<string | null>>({
-            text: p.evaluation.sql,
-            values: [...query.params, ...arrays],
-            rowMode: "array",
-            types: RAW_TYPES,
-          }),
-        )
-      ).rows;
+      result = await this.evaluate(p, query, settings, arrays);
       stats.outcome = "ok";
     } catch (error) {
       stats.outcome = signal.aborted ? "cancelled" : "error";
