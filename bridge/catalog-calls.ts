@@ -113,6 +113,14 @@ export async function checkTable(db: Queryable, tableOid: number): Promise<void>
   await db.query(CHECK_TABLE, [tableOid]);
 }
 
+const BOUND_SEGMENT_TABLES = "SELECT offload.bound_segment_tables($1::oid::regclass) AS merged;";
+
+/** Merges segments over the table's bound of segment tables; returns how many were merged away. */
+export async function boundSegmentTables(client: pg.ClientBase, tableOid: number): Promise<number> {
+  const { rows } = await client.query(BOUND_SEGMENT_TABLES, [tableOid]);
+  return Number(rows[0].merged);
+}
+
 const BEGIN_SEGMENT =
   "SELECT offload.begin_segment($1, $2::oid::regclass, $3, $4, $5, $6::regclass) AS id;";
 

@@ -17,6 +17,9 @@ export type FailpointName =
   | "after-chunk-upload"
   | "before-commit"
   | "after-commit"
+  // offload, then: the merge of segments over the table's bound begun (nothing merged); committed
+  | "before-merge"
+  | "after-merge"
   // rewrite: before a segment is read; all of its new epoch stored; swapped (progress not recorded)
   | "before-rewrite-segment"
   | "before-swap"

@@ -59,6 +59,9 @@ export async function collectGarbage(
     await client.query("BEGIN");
     await gcPrepare(client, options.leaseMs);
     const segments = await segmentStates(client, options.graceMs);
+    // A merge moves chunks to another segment without renaming their objects: a key is live
+    // when any segment references it, whichever segment its name says wrote it.
+    const live = new Set([...segments.values()].flatMap((s) => [...s.live]));
     const report: GcReport = { listed: listed.length, candidates: [], deleted: 0, unrecognised: 0 };
     for (const { key, size } of listed) {
       const match = KEY_PATTERN.exec(key);
@@ -66,7 +69,7 @@ export async function collectGarbage(
         report.unrecognised++;
         continue;
       }
-      const reason = garbageReason(segments.get(Number(match[1])), key);
+      const reason = live.has(key) ? undefined : garbageReason(segments.get(Number(match[1])));
       if (reason) report.candidates.push({ key, size, reason });
     }
     if (options.dryRun) {
@@ -107,15 +110,15 @@ async function segmentStates(client: pg.ClientBase, graceMs: number) {
   return segments;
 }
 
-function garbageReason(segment: SegmentState | undefined, key: string): string | undefined {
+/** Why an object no segment references is garbage, going by the segment that wrote it. */
+function garbageReason(segment: SegmentState | undefined): string | undefined {
   if (!segment) return "no catalog row knows its segment";
-  if (segment.live.has(key) || segment.state === "pending" || !segment.collectable)
-    return undefined;
+  if (segment.state === "pending" || !segment.collectable) return undefined;
   switch (segment.state) {
     case "aborted":
       return "abandoned offload attempt";
     case "retired":
-      return "segment loaded back, or its table dropped";
+      return "segment loaded back, merged, or its table dropped";
     default:
       return "not in the segment's current epoch (replaced by a rewrite, or a failed rewrite)";
   }

@@ -2,13 +2,15 @@ import { dueSegments, writeSettings } from "./policy-plan.ts";
 import type { JobContext } from "./job-context.ts";
 import type { ClaimedJob, JobProgress } from "./job-queue.ts";
 import { checkTable } from "./catalog-calls.ts";
+import { mergeOverBound } from "./segment-merge.ts";
 import { writeSegment } from "./segment-writer.ts";
 
 /**
  * Offloads what is due on one table: plans the key ranges, then writes them one segment at a
  * time, each committed on its own, so a failure part-way keeps what was already done and the
  * retry finds only the rest due. Progress is this attempt's: the queue adds what earlier ones
- * committed.
+ * committed. Then, for a table read through postgres_fdw, segments over the table's bound of
+ * segment tables are merged (segment-merge.ts).
  */
 export async function runOffloadJob(ctx: JobContext, job: ClaimedJob): Promise<JobProgress> {
   await checkTable(ctx.db, job.tableOid);
@@ -50,5 +52,6 @@ export async function runOffloadJob(ctx: JobContext, job: ClaimedJob): Promise<J
     }
     await ctx.queue.progress(job.id, progress);
   }
+  await mergeOverBound(ctx, job.tableOid, log);
   return progress;
 }

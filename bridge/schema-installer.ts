@@ -23,6 +23,7 @@ const FUNCTION_FILES = [
   "lifecycle",
   "rewrites",
   "schema_changes",
+  "segment_merges",
   "verify",
   "gc",
 ] as const;

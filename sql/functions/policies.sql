@@ -29,7 +29,8 @@ CREATE OR REPLACE FUNCTION offload.define_policy(
   segment_bytes bigint DEFAULT NULL,
   chunk_bytes bigint DEFAULT NULL,
   compression_level int DEFAULT NULL,
-  reader text DEFAULT NULL
+  reader text DEFAULT NULL,
+  segment_tables int DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -86,6 +87,10 @@ BEGIN
       USING ERRCODE = 'feature_not_supported',
             HINT = 'Use reader => ''postgres_fdw'' (the default here), or have a superuser run pg-offload install.';
   END IF;
+  IF segment_tables IS NOT NULL AND segment_tables < 1 THEN
+    RAISE EXCEPTION 'pg-offload: segment_tables must be at least 1, got %', segment_tables
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   IF EXISTS (SELECT FROM unnest(zone_map_columns) c WHERE c IS NULL OR c = '') THEN
     RAISE EXCEPTION 'pg-offload: zone_map_columns of policy "%" has an empty name', name
       USING ERRCODE = 'invalid_parameter_value';
@@ -95,9 +100,11 @@ BEGIN
       USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with offload.drop_policy().';
   END IF;
   INSERT INTO offload.policies (name, time_column, older_than, keep_last, idle_for, keep_hot_bytes,
-                                zone_map_columns, segment_bytes, chunk_bytes, compression_level, reader)
+                                zone_map_columns, segment_bytes, chunk_bytes, compression_level, reader,
+                                segment_tables)
   VALUES (name, time_column, older_than, keep_last, idle_for, keep_hot_bytes,
-          coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level, reader);
+          coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level, reader,
+          segment_tables);
 END $$;
 
 CREATE OR REPLACE FUNCTION offload.drop_policy(name text) RETURNS void

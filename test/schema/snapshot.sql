@@ -268,6 +268,34 @@ $$;
 ALTER FUNCTION offload.begin_segment(job bigint, rel regclass, lo text, hi text, store text, part regclass) OWNER TO <installer>;
 
 --
+-- Name: bound_segment_tables(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.bound_segment_tables(rel regclass) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  ids bigint[];
+  merged int := 0;
+BEGIN
+  IF NOT EXISTS (SELECT FROM offload.segment_merge_groups(rel)) THEN
+    RETURN 0;
+  END IF;
+  -- A query planned before the merge and run after it would find the merged segment tables gone
+  -- and miss their rows: only ACCESS EXCLUSIVE waits for it (the caller's lock_timeout bounds it).
+  EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', rel);
+  FOR ids IN SELECT * FROM offload.segment_merge_groups(rel) LOOP
+    PERFORM offload.merge_segments(ids);
+    merged := merged + cardinality(ids);
+  END LOOP;
+  RETURN merged;
+END $$;
+
+
+ALTER FUNCTION offload.bound_segment_tables(rel regclass) OWNER TO <installer>;
+
+--
 -- Name: changed_here(regclass, smallint); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -414,6 +442,7 @@ CREATE TABLE offload.segments (
     seen_oid oid,
     seen_natts integer,
     columns_changed_in xid8,
+    merged_into bigint,
     CONSTRAINT segments_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'committed'::text, 'aborted'::text, 'retired'::text])))
 );
 
@@ -425,6 +454,13 @@ ALTER TABLE offload.segments OWNER TO <installer>;
 --
 
 COMMENT ON COLUMN offload.segments.columns IS 'The parent''s columns when the segment began; offload.segment_layouts has what each epoch stores.';
+
+
+--
+-- Name: COLUMN segments.merged_into; Type: COMMENT; Schema: offload; Owner: <installer>
+--
+
+COMMENT ON COLUMN offload.segments.merged_into IS 'pg-offload: the segment this one was merged into (it is then retired, and its current chunks belong to that segment)';
 
 
 --
@@ -879,6 +915,18 @@ CREATE FUNCTION offload.column_fingerprint(rel regclass) RETURNS text
 ALTER FUNCTION offload.column_fingerprint(rel regclass) OWNER TO <installer>;
 
 --
+-- Name: column_shape(jsonb); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.column_shape(cols jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (SELECT COALESCE(jsonb_agg(jsonb_build_object('name', (e.c -> 'name'::text), 'type', (e.c -> 'type'::text), 'typmod', (e.c -> 'typmod'::text)) ORDER BY e.o), '[]'::jsonb) AS "coalesce" FROM jsonb_array_elements(column_shape.cols) WITH ORDINALITY e(c, o));
+
+
+ALTER FUNCTION offload.column_shape(cols jsonb) OWNER TO <installer>;
+
+--
 -- Name: column_type(regclass, text); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -1138,10 +1186,10 @@ END $$;
 ALTER FUNCTION offload.decode_type(typ oid, typmod integer) OWNER TO <installer>;
 
 --
--- Name: define_policy(text, text, interval, bigint, interval, bigint, text[], bigint, bigint, integer, text); Type: FUNCTION; Schema: offload; Owner: <installer>
+-- Name: define_policy(text, text, interval, bigint, interval, bigint, text[], bigint, bigint, integer, text, integer); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
-CREATE FUNCTION offload.define_policy(name text, time_column text, older_than interval DEFAULT NULL::interval, keep_last bigint DEFAULT NULL::bigint, idle_for interval DEFAULT NULL::interval, keep_hot_bytes bigint DEFAULT NULL::bigint, zone_map_columns text[] DEFAULT '{}'::text[], segment_bytes bigint DEFAULT NULL::bigint, chunk_bytes bigint DEFAULT NULL::bigint, compression_level integer DEFAULT NULL::integer, reader text DEFAULT NULL::text) RETURNS void
+CREATE FUNCTION offload.define_policy(name text, time_column text, older_than interval DEFAULT NULL::interval, keep_last bigint DEFAULT NULL::bigint, idle_for interval DEFAULT NULL::interval, keep_hot_bytes bigint DEFAULT NULL::bigint, zone_map_columns text[] DEFAULT '{}'::text[], segment_bytes bigint DEFAULT NULL::bigint, chunk_bytes bigint DEFAULT NULL::bigint, compression_level integer DEFAULT NULL::integer, reader text DEFAULT NULL::text, segment_tables integer DEFAULT NULL::integer) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1199,6 +1247,10 @@ BEGIN
       USING ERRCODE = 'feature_not_supported',
             HINT = 'Use reader => ''postgres_fdw'' (the default here), or have a superuser run pg-offload install.';
   END IF;
+  IF segment_tables IS NOT NULL AND segment_tables < 1 THEN
+    RAISE EXCEPTION 'pg-offload: segment_tables must be at least 1, got %', segment_tables
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   IF EXISTS (SELECT FROM unnest(zone_map_columns) c WHERE c IS NULL OR c = '') THEN
     RAISE EXCEPTION 'pg-offload: zone_map_columns of policy "%" has an empty name', name
       USING ERRCODE = 'invalid_parameter_value';
@@ -1208,13 +1260,15 @@ BEGIN
       USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with offload.drop_policy().';
   END IF;
   INSERT INTO offload.policies (name, time_column, older_than, keep_last, idle_for, keep_hot_bytes,
-                                zone_map_columns, segment_bytes, chunk_bytes, compression_level, reader)
+                                zone_map_columns, segment_bytes, chunk_bytes, compression_level, reader,
+                                segment_tables)
   VALUES (name, time_column, older_than, keep_last, idle_for, keep_hot_bytes,
-          coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level, reader);
+          coalesce(zone_map_columns, '{}'), segment_bytes, chunk_bytes, compression_level, reader,
+          segment_tables);
 END $$;
 
 
-ALTER FUNCTION offload.define_policy(name text, time_column text, older_than interval, keep_last bigint, idle_for interval, keep_hot_bytes bigint, zone_map_columns text[], segment_bytes bigint, chunk_bytes bigint, compression_level integer, reader text) OWNER TO <installer>;
+ALTER FUNCTION offload.define_policy(name text, time_column text, older_than interval, keep_last bigint, idle_for interval, keep_hot_bytes bigint, zone_map_columns text[], segment_bytes bigint, chunk_bytes bigint, compression_level integer, reader text, segment_tables integer) OWNER TO <installer>;
 
 --
 -- Name: delete_cold(regclass, text); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -2170,6 +2224,215 @@ END $$;
 ALTER FUNCTION offload.max_key(rel regclass, key_column name) OWNER TO <installer>;
 
 --
+-- Name: merge_segments(bigint[]); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.merge_segments(ids bigint[]) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  first offload.segments%ROWTYPE;
+  merged offload.segments%ROWTYPE;
+  seg_table regclass;
+  old regclass;
+BEGIN
+  SELECT * INTO first FROM offload.segments WHERE id = ids[1];
+  INSERT INTO offload.segments
+    (table_id, key_column, key_type, range_lo, range_hi, columns, encoding, store, rows,
+     raw_bytes, stored_bytes, zone_map, added_columns)
+  SELECT first.table_id, first.key_column, first.key_type,
+         (SELECT s.range_lo FROM offload.segments s WHERE s.id = ANY (ids)
+           ORDER BY offload.sortable_key(s.range_lo, s.key_type) NULLS FIRST LIMIT 1),
+         (SELECT s.range_hi FROM offload.segments s WHERE s.id = ANY (ids)
+           ORDER BY offload.sortable_key(s.range_hi, s.key_type) DESC LIMIT 1),
+         first.columns, first.encoding, first.store, sum(s.rows), sum(s.raw_bytes),
+         sum(s.stored_bytes), offload.merged_zone_map(first.table_id, ids), first.added_columns
+    FROM offload.segments s WHERE s.id = ANY (ids)
+  RETURNING * INTO merged;
+
+  WITH current AS (
+    SELECT c.segment_id, c.epoch, c.seq,
+           row_number() OVER (ORDER BY array_position(ids, c.segment_id), c.seq) AS new_seq
+      FROM offload.chunks c JOIN offload.segments s ON s.id = c.segment_id AND s.epoch = c.epoch
+     WHERE c.segment_id = ANY (ids)
+  )
+  UPDATE offload.chunks c SET segment_id = merged.id, epoch = merged.epoch, seq = current.new_seq
+    FROM current
+   WHERE (c.segment_id, c.epoch, c.seq) = (current.segment_id, current.epoch, current.seq);
+  INSERT INTO offload.segment_layouts (segment_id, epoch, fields)
+  SELECT merged.id, merged.epoch, l.fields FROM offload.segment_layouts l
+   WHERE l.segment_id = first.id AND l.epoch = first.epoch;
+
+  seg_table := offload.create_segment_table(merged, offload.segment_checks(merged, merged.rows), NULL);
+  PERFORM offload.set_planner_rows(seg_table, merged.rows);
+  UPDATE offload.segments SET state = 'committed', segment_table = seg_table, committed_at = now()
+   WHERE id = merged.id;
+  PERFORM offload.remember_columns(merged.id);
+
+  FOR old IN UPDATE offload.segments SET state = 'retired', retired_at = now(), merged_into = merged.id
+              WHERE id = ANY (ids) RETURNING segment_table LOOP
+    EXECUTE format('DROP FOREIGN TABLE %s', old);
+  END LOOP;
+  RETURN merged.id;
+END $$;
+
+
+ALTER FUNCTION offload.merge_segments(ids bigint[]) OWNER TO <installer>;
+
+--
+-- Name: reads_remotely(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.reads_remotely(segment_table regclass) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (EXISTS (SELECT FROM ((pg_foreign_table ft JOIN pg_foreign_server fs ON ((fs.oid = ft.ftserver))) JOIN pg_foreign_data_wrapper w ON ((w.oid = fs.srvfdw))) WHERE ((ft.ftrelid = (reads_remotely.segment_table)::oid) AND (w.fdwname = 'postgres_fdw'::name))));
+
+
+ALTER FUNCTION offload.reads_remotely(segment_table regclass) OWNER TO <installer>;
+
+--
+-- Name: attachments; Type: TABLE; Schema: offload; Owner: <installer>
+--
+
+CREATE TABLE offload.attachments (
+    table_id regclass NOT NULL,
+    policy_name text NOT NULL,
+    key_column name NOT NULL,
+    key_type regtype NOT NULL,
+    attached_by name DEFAULT CURRENT_USER NOT NULL,
+    attached_at timestamp with time zone DEFAULT now() NOT NULL,
+    partitioned boolean DEFAULT false NOT NULL,
+    activity_count bigint,
+    activity_changed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+ALTER TABLE offload.attachments OWNER TO <installer>;
+
+--
+-- Name: policies; Type: TABLE; Schema: offload; Owner: <installer>
+--
+
+CREATE TABLE offload.policies (
+    name text NOT NULL,
+    time_column text NOT NULL,
+    older_than interval,
+    keep_last bigint,
+    owner name DEFAULT CURRENT_USER NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    idle_for interval,
+    keep_hot_bytes bigint,
+    zone_map_columns name[] DEFAULT '{}'::name[] NOT NULL,
+    segment_bytes bigint,
+    chunk_bytes bigint,
+    compression_level integer,
+    reader text,
+    segment_tables integer,
+    CONSTRAINT policies_chunk_bytes_check CHECK (((chunk_bytes >= 4096) AND (chunk_bytes <= 268435456))),
+    CONSTRAINT policies_compression_level_check CHECK (((compression_level >= 0) AND (compression_level <= 22))),
+    CONSTRAINT policies_idle_for_check CHECK ((idle_for > '00:00:00'::interval)),
+    CONSTRAINT policies_keep_hot_bytes_check CHECK ((keep_hot_bytes >= 0)),
+    CONSTRAINT policies_keep_last_check CHECK ((keep_last > 0)),
+    CONSTRAINT policies_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT policies_older_than_check CHECK ((older_than > '00:00:00'::interval)),
+    CONSTRAINT policies_one_rule CHECK ((num_nonnulls(older_than, keep_last, idle_for, keep_hot_bytes) = 1)),
+    CONSTRAINT policies_reader_check CHECK ((reader = ANY (ARRAY['file_fdw'::text, 'postgres_fdw'::text]))),
+    CONSTRAINT policies_segment_bytes_check CHECK ((segment_bytes >= 65536)),
+    CONSTRAINT policies_segment_tables_check CHECK ((segment_tables >= 1)),
+    CONSTRAINT policies_time_column_check CHECK ((time_column <> ''::text))
+);
+
+
+ALTER TABLE offload.policies OWNER TO <installer>;
+
+--
+-- Name: COLUMN policies.reader; Type: COMMENT; Schema: offload; Owner: <installer>
+--
+
+COMMENT ON COLUMN offload.policies.reader IS 'pg-offload: how new segment tables of the tables under this policy read their rows: file_fdw (a program) or postgres_fdw (the bridge as a server); NULL: the database''s pg_offload.reader setting, else file_fdw';
+
+
+--
+-- Name: COLUMN policies.segment_tables; Type: COMMENT; Schema: offload; Owner: <installer>
+--
+
+COMMENT ON COLUMN offload.policies.segment_tables IS 'pg-offload: at most this many segment tables per plain table read through postgres_fdw (older segments are merged once there are more); NULL: 4';
+
+
+--
+-- Name: table_reader(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.table_reader(rel regclass) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN COALESCE((SELECT p.reader FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (table_reader.rel)::oid)), CASE WHEN (current_setting('pg_offload.reader'::text, true) = ANY (ARRAY['file_fdw'::text, 'postgres_fdw'::text])) THEN current_setting('pg_offload.reader'::text, true) ELSE NULL::text END, CASE WHEN (EXISTS (SELECT FROM pg_foreign_server WHERE (pg_foreign_server.srvname = 'pg_offload_reader'::name))) THEN 'file_fdw'::text ELSE 'postgres_fdw'::text END);
+
+
+ALTER FUNCTION offload.table_reader(rel regclass) OWNER TO <installer>;
+
+--
+-- Name: segment_layouts; Type: TABLE; Schema: offload; Owner: <installer>
+--
+
+CREATE TABLE offload.segment_layouts (
+    segment_id bigint NOT NULL,
+    epoch integer NOT NULL,
+    fields jsonb NOT NULL
+);
+
+
+ALTER TABLE offload.segment_layouts OWNER TO <installer>;
+
+--
+-- Name: merge_signature(offload.segments); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.merge_signature(s offload.segments) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN CASE WHEN (((s).state <> 'committed'::text) OR ((s).partition_name IS NOT NULL) OR (NOT offload.reads_remotely((s).segment_table)) OR (offload.table_reader((s).table_id) <> 'postgres_fdw'::text) OR (offload.column_shape(offload.live_columns((s).segment_table)) IS DISTINCT FROM offload.column_shape(offload.live_columns((s).table_id))) OR (offload.column_shape((s).seen_columns) IS DISTINCT FROM offload.column_shape(offload.live_columns((s).segment_table)))) THEN NULL::jsonb ELSE jsonb_build_object('layout', (SELECT l.fields FROM offload.segment_layouts l WHERE ((l.segment_id = (merge_signature.s).id) AND (l.epoch = (merge_signature.s).epoch))), 'added', (s).added_columns, 'key', (s).key_column, 'key_type', ((s).key_type)::text, 'encoding', (s).encoding, 'store', (s).store) END;
+
+
+ALTER FUNCTION offload.merge_signature(s offload.segments) OWNER TO <installer>;
+
+--
+-- Name: merged_zone_map(regclass, bigint[]); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.merged_zone_map(rel regclass, ids bigint[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+  col text;
+  typ text;
+  lo text;
+  hi text;
+  merged jsonb := '{}';
+BEGIN
+  FOR col IN SELECT DISTINCT k FROM offload.segments s, jsonb_object_keys(s.zone_map) k
+              WHERE s.id = ANY (ids) LOOP
+    SELECT offload.decode_type(atttypid, atttypmod) INTO typ
+      FROM pg_attribute WHERE attrelid = rel AND attname = col AND NOT attisdropped
+       AND offload.decodable_type(atttypid);
+    CONTINUE WHEN typ IS NULL;
+    EXECUTE format('SELECT (SELECT z->>0 FROM unnest($1) z ORDER BY (z->>0)::%1$s LIMIT 1),
+                           (SELECT z->>1 FROM unnest($1) z ORDER BY (z->>1)::%1$s DESC LIMIT 1)', typ)
+      INTO lo, hi
+      USING ARRAY(SELECT s.zone_map->col FROM offload.segments s
+                   WHERE s.id = ANY (ids) AND s.zone_map ? col);
+    merged := merged || jsonb_build_object(col, jsonb_build_array(lo, hi));
+  END LOOP;
+  RETURN merged;
+END $_$;
+
+
+ALTER FUNCTION offload.merged_zone_map(rel regclass, ids bigint[]) OWNER TO <installer>;
+
+--
 -- Name: observe_activity(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2416,25 +2679,6 @@ END $$;
 ALTER FUNCTION offload.point_segment_table(segment_table regclass, segment bigint, epoch integer, program text) OWNER TO <installer>;
 
 --
--- Name: attachments; Type: TABLE; Schema: offload; Owner: <installer>
---
-
-CREATE TABLE offload.attachments (
-    table_id regclass NOT NULL,
-    policy_name text NOT NULL,
-    key_column name NOT NULL,
-    key_type regtype NOT NULL,
-    attached_by name DEFAULT CURRENT_USER NOT NULL,
-    attached_at timestamp with time zone DEFAULT now() NOT NULL,
-    partitioned boolean DEFAULT false NOT NULL,
-    activity_count bigint,
-    activity_changed_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-
-ALTER TABLE offload.attachments OWNER TO <installer>;
-
---
 -- Name: policy_attachments(text); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -2560,18 +2804,6 @@ $$;
 
 
 ALTER FUNCTION offload.reads_as(from_type regtype, from_mod integer, to_type regtype, to_mod integer) OWNER TO <installer>;
-
---
--- Name: reads_remotely(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
---
-
-CREATE FUNCTION offload.reads_remotely(segment_table regclass) RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN (EXISTS (SELECT FROM ((pg_foreign_table ft JOIN pg_foreign_server fs ON ((fs.oid = ft.ftserver))) JOIN pg_foreign_data_wrapper w ON ((w.oid = fs.srvfdw))) WHERE ((ft.ftrelid = (reads_remotely.segment_table)::oid) AND (w.fdwname = 'postgres_fdw'::name))));
-
-
-ALTER FUNCTION offload.reads_remotely(segment_table regclass) OWNER TO <installer>;
 
 --
 -- Name: record_chunks(bigint, integer, jsonb); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -3275,6 +3507,49 @@ $$;
 ALTER FUNCTION offload.segment_lock_statement(segment bigint) OWNER TO <installer>;
 
 --
+-- Name: segment_merge_groups(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.segment_merge_groups(rel regclass) RETURNS SETOF bigint[]
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  bound int := offload.segment_table_bound(rel);
+  runs int := greatest(1, bound / 2);
+BEGIN
+  IF (SELECT count(*) FROM offload.segments WHERE table_id = rel AND state = 'committed') <= bound THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+  WITH ordered AS (
+    SELECT s.id, offload.merge_signature(s) AS signature, greatest(s.raw_bytes, 1) AS bytes,
+           row_number() OVER w AS n
+      FROM offload.segments s
+     WHERE s.table_id = rel AND s.state = 'committed'
+    WINDOW w AS (ORDER BY offload.sortable_key(s.range_lo, s.key_type) NULLS FIRST,
+                          offload.sortable_key(s.range_hi, s.key_type), s.id)
+  ), placed AS (
+    SELECT o.*,
+           -- Where the segment's middle falls in the table's bytes: which of the runs it joins.
+           floor((sum(bytes) OVER (ORDER BY n) - bytes / 2.0) * runs
+                 / sum(bytes) OVER ())::int AS slot,
+           -- A new stretch begins wherever the signature changes (NULL never matches).
+           count(*) FILTER (WHERE o.signature IS NULL OR o.signature IS DISTINCT FROM o.previous)
+             OVER (ORDER BY n) AS stretch
+      FROM (SELECT ordered.*, lag(signature) OVER (ORDER BY n) AS previous FROM ordered) o
+  )
+  SELECT array_agg(id ORDER BY n)
+    FROM placed
+   WHERE signature IS NOT NULL
+   GROUP BY stretch, slot
+  HAVING count(*) > 1;
+END $$;
+
+
+ALTER FUNCTION offload.segment_merge_groups(rel regclass) OWNER TO <installer>;
+
+--
 -- Name: segment_overlaps(offload.segments, text, text); Type: FUNCTION; Schema: offload; Owner: <installer>
 --
 
@@ -3321,6 +3596,18 @@ $$;
 
 
 ALTER FUNCTION offload.segment_read_plan(segment bigint, read_epoch integer) OWNER TO <installer>;
+
+--
+-- Name: segment_table_bound(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
+--
+
+CREATE FUNCTION offload.segment_table_bound(rel regclass) RETURNS integer
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN COALESCE((SELECT p.segment_tables FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (segment_table_bound.rel)::oid)), 4);
+
+
+ALTER FUNCTION offload.segment_table_bound(rel regclass) OWNER TO <installer>;
 
 --
 -- Name: segment_table_name(name, bigint); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -3550,59 +3837,6 @@ END $$;
 
 
 ALTER FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) OWNER TO <installer>;
-
---
--- Name: policies; Type: TABLE; Schema: offload; Owner: <installer>
---
-
-CREATE TABLE offload.policies (
-    name text NOT NULL,
-    time_column text NOT NULL,
-    older_than interval,
-    keep_last bigint,
-    owner name DEFAULT CURRENT_USER NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    idle_for interval,
-    keep_hot_bytes bigint,
-    zone_map_columns name[] DEFAULT '{}'::name[] NOT NULL,
-    segment_bytes bigint,
-    chunk_bytes bigint,
-    compression_level integer,
-    reader text,
-    CONSTRAINT policies_chunk_bytes_check CHECK (((chunk_bytes >= 4096) AND (chunk_bytes <= 268435456))),
-    CONSTRAINT policies_compression_level_check CHECK (((compression_level >= 0) AND (compression_level <= 22))),
-    CONSTRAINT policies_idle_for_check CHECK ((idle_for > '00:00:00'::interval)),
-    CONSTRAINT policies_keep_hot_bytes_check CHECK ((keep_hot_bytes >= 0)),
-    CONSTRAINT policies_keep_last_check CHECK ((keep_last > 0)),
-    CONSTRAINT policies_name_check CHECK ((name <> ''::text)),
-    CONSTRAINT policies_older_than_check CHECK ((older_than > '00:00:00'::interval)),
-    CONSTRAINT policies_one_rule CHECK ((num_nonnulls(older_than, keep_last, idle_for, keep_hot_bytes) = 1)),
-    CONSTRAINT policies_reader_check CHECK ((reader = ANY (ARRAY['file_fdw'::text, 'postgres_fdw'::text]))),
-    CONSTRAINT policies_segment_bytes_check CHECK ((segment_bytes >= 65536)),
-    CONSTRAINT policies_time_column_check CHECK ((time_column <> ''::text))
-);
-
-
-ALTER TABLE offload.policies OWNER TO <installer>;
-
---
--- Name: COLUMN policies.reader; Type: COMMENT; Schema: offload; Owner: <installer>
---
-
-COMMENT ON COLUMN offload.policies.reader IS 'pg-offload: how new segment tables of the tables under this policy read their rows: file_fdw (a program) or postgres_fdw (the bridge as a server); NULL: the database''s pg_offload.reader setting, else file_fdw';
-
-
---
--- Name: table_reader(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
---
-
-CREATE FUNCTION offload.table_reader(rel regclass) RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN COALESCE((SELECT p.reader FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (table_reader.rel)::oid)), CASE WHEN (current_setting('pg_offload.reader'::text, true) = ANY (ARRAY['file_fdw'::text, 'postgres_fdw'::text])) THEN current_setting('pg_offload.reader'::text, true) ELSE NULL::text END, CASE WHEN (EXISTS (SELECT FROM pg_foreign_server WHERE (pg_foreign_server.srvname = 'pg_offload_reader'::name))) THEN 'file_fdw'::text ELSE 'postgres_fdw'::text END);
-
-
-ALTER FUNCTION offload.table_reader(rel regclass) OWNER TO <installer>;
 
 --
 -- Name: truncate(regclass); Type: FUNCTION; Schema: offload; Owner: <installer>
@@ -3976,19 +4210,6 @@ CREATE TABLE offload.schema_release (
 
 
 ALTER TABLE offload.schema_release OWNER TO <installer>;
-
---
--- Name: segment_layouts; Type: TABLE; Schema: offload; Owner: <installer>
---
-
-CREATE TABLE offload.segment_layouts (
-    segment_id bigint NOT NULL,
-    epoch integer NOT NULL,
-    fields jsonb NOT NULL
-);
-
-
-ALTER TABLE offload.segment_layouts OWNER TO <installer>;
 
 --
 -- Name: segments_id_seq; Type: SEQUENCE; Schema: offload; Owner: <installer>
@@ -4449,6 +4670,13 @@ REVOKE ALL ON FUNCTION offload.begin_segment(job bigint, rel regclass, lo text, 
 
 
 --
+-- Name: FUNCTION bound_segment_tables(rel regclass); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.bound_segment_tables(rel regclass) FROM PUBLIC;
+
+
+--
 -- Name: TABLE segments; Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -4575,6 +4803,41 @@ REVOKE ALL ON FUNCTION offload.lock_read_endpoints_shared() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION merge_segments(ids bigint[]); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.merge_segments(ids bigint[]) FROM PUBLIC;
+
+
+--
+-- Name: TABLE attachments; Type: ACL; Schema: offload; Owner: <installer>
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE offload.attachments TO PUBLIC;
+
+
+--
+-- Name: TABLE policies; Type: ACL; Schema: offload; Owner: <installer>
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE offload.policies TO PUBLIC;
+
+
+--
+-- Name: TABLE segment_layouts; Type: ACL; Schema: offload; Owner: <installer>
+--
+
+GRANT SELECT ON TABLE offload.segment_layouts TO PUBLIC;
+
+
+--
+-- Name: FUNCTION merged_zone_map(rel regclass, ids bigint[]); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.merged_zone_map(rel regclass, ids bigint[]) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION plan_offload(rel regclass, default_segment_bytes bigint); Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -4593,13 +4856,6 @@ REVOKE ALL ON FUNCTION offload.point_remote_servers() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION offload.point_segment_table(segment_table regclass, segment bigint, epoch integer, program text) FROM PUBLIC;
-
-
---
--- Name: TABLE attachments; Type: ACL; Schema: offload; Owner: <installer>
---
-
-GRANT SELECT,INSERT,DELETE ON TABLE offload.attachments TO PUBLIC;
 
 
 --
@@ -4708,6 +4964,13 @@ REVOKE ALL ON FUNCTION offload.segment_lock_statement(segment bigint) FROM PUBLI
 
 
 --
+-- Name: FUNCTION segment_merge_groups(rel regclass); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.segment_merge_groups(rel regclass) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION segment_table_server(s offload.segments, reader_program text); Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -4747,13 +5010,6 @@ REVOKE ALL ON FUNCTION offload.swap_rewritten_segment(job bigint, segment bigint
 --
 
 REVOKE ALL ON FUNCTION offload.swap_segment_epoch(segment bigint, new_epoch integer, chunks jsonb, reader_program text, new_rows bigint) FROM PUBLIC;
-
-
---
--- Name: TABLE policies; Type: ACL; Schema: offload; Owner: <installer>
---
-
-GRANT SELECT,INSERT,DELETE ON TABLE offload.policies TO PUBLIC;
 
 
 --
@@ -4810,13 +5066,6 @@ GRANT SELECT ON TABLE offload.rewritten_segments TO PUBLIC;
 --
 
 GRANT SELECT ON TABLE offload.schema_release TO PUBLIC;
-
-
---
--- Name: TABLE segment_layouts; Type: ACL; Schema: offload; Owner: <installer>
---
-
-GRANT SELECT ON TABLE offload.segment_layouts TO PUBLIC;
 
 
 --
