@@ -40,14 +40,14 @@ RETURN CASE
 END;
 
 -- The groups of segments to merge, each in key order, when the table has more segment tables
--- than its bound: the table's committed segments, in key order, are cut into about half the
--- bound's worth of runs of similar size in bytes (a run never spans segments that cannot be
+-- than its bound: the table's committed segments, in key order, are cut into half the bound
+-- (rounded up) of runs of similar size in bytes (a run never spans segments that cannot be
 -- merged), so that the next merge is half a bound's offloads away. Runs of one are left alone.
 CREATE OR REPLACE FUNCTION offload.segment_merge_groups(rel regclass) RETURNS SETOF bigint[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   bound int := offload.segment_table_bound(rel);
-  runs int := greatest(1, bound / 2);
+  runs int := (bound + 1) / 2;
 BEGIN
   IF (SELECT count(*) FROM offload.segments WHERE table_id = rel AND state = 'committed') <= bound THEN
     RETURN;
@@ -93,7 +93,8 @@ DECLARE
 BEGIN
   FOR col IN SELECT DISTINCT k FROM offload.segments s, jsonb_object_keys(s.zone_map) k
               WHERE s.id = ANY (ids) LOOP
-    SELECT offload.decode_type(atttypid, atttypmod) INTO typ
+    SELECT offload.decode_type(atttypid, atttypmod)
+           || coalesce(' COLLATE ' || offload.qualified_collation(attcollation), '') INTO typ
       FROM pg_attribute WHERE attrelid = rel AND attname = col AND NOT attisdropped
        AND offload.decodable_type(atttypid);
     CONTINUE WHEN typ IS NULL;

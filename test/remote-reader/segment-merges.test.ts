@@ -171,6 +171,35 @@ describe("bounded segment tables", () => {
     await db.pool.query("SELECT offload.detach_policy('awkward')");
   });
 
+  it("merges zone maps in the column's collation, not the database's", async () => {
+    const { rows } = await db.pool.query(
+      "SELECT collname FROM pg_collation WHERE collname IN ('en-US-x-icu', 'und-x-icu') ORDER BY 1",
+    );
+    if (rows.length === 0) return; // built without ICU: nothing orders unlike the C locale
+    // Old segments hold 'a…' labels, newer ones 'B…': in C 'B' < 'a', in ICU 'a' < 'B'. A zone
+    // map merged in the wrong order would make the CHECK exclude the segment from both queries.
+    await db.pool.query(`
+      CREATE TABLE collated (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
+                             label text COLLATE "${rows[0].collname}");
+      INSERT INTO collated
+      SELECT g, timestamptz '2024-01-01 00:00+00' + g * interval '1 minute',
+             CASE WHEN g <= 3000 THEN 'a' ELSE 'B' END || g
+        FROM generate_series(1, 6000) g;
+      CREATE TABLE collated_control AS SELECT * FROM collated;
+      SELECT offload.define_policy('collated_cold', time_column => 'created_at',
+        older_than => interval '30 days', zone_map_columns => '{label}', segment_bytes => 65536,
+        reader => 'postgres_fdw', segment_tables => 1);
+      SELECT offload.attach_policy('collated', 'collated_cold');`);
+    expect(await offloadNow(db.pool, "collated")).toMatchObject({ state: "succeeded" });
+    expect((await segmentTables(db.pool, "collated")).length).toBe(1);
+    for (const where of ["label = 'a17'", "label = 'B5000'", "label < 'b'", "label > 'a2'"]) {
+      const sql = `SELECT count(*), min(id), max(id) FROM {t} WHERE ${where}`;
+      expect(await resultSet(db.pool, sql.replace("{t}", "collated")), where).toEqual(
+        await resultSet(db.pool, sql.replace("{t}", "collated_control")),
+      );
+    }
+  });
+
   it("leaves tables read by file_fdw as they are", async () => {
     await db.pool.query(
       fixture("awkward-table.sql")

@@ -2415,7 +2415,8 @@ DECLARE
 BEGIN
   FOR col IN SELECT DISTINCT k FROM offload.segments s, jsonb_object_keys(s.zone_map) k
               WHERE s.id = ANY (ids) LOOP
-    SELECT offload.decode_type(atttypid, atttypmod) INTO typ
+    SELECT offload.decode_type(atttypid, atttypmod)
+           || coalesce(' COLLATE ' || offload.qualified_collation(attcollation), '') INTO typ
       FROM pg_attribute WHERE attrelid = rel AND attname = col AND NOT attisdropped
        AND offload.decodable_type(atttypid);
     CONTINUE WHEN typ IS NULL;
@@ -3516,7 +3517,7 @@ CREATE FUNCTION offload.segment_merge_groups(rel regclass) RETURNS SETOF bigint[
     AS $$
 DECLARE
   bound int := offload.segment_table_bound(rel);
-  runs int := greatest(1, bound / 2);
+  runs int := (bound + 1) / 2;
 BEGIN
   IF (SELECT count(*) FROM offload.segments WHERE table_id = rel AND state = 'committed') <= bound THEN
     RETURN;
