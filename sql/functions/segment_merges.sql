@@ -20,13 +20,16 @@ RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('name', c->'name', 'type', 
 -- What segments must share to be merged: what their chunks store (the layout of the current
 -- epoch, the values of columns added since), how it is keyed, encoded and where it is stored.
 -- NULL for a segment that must stay as it is: an offloaded partition, one read by file_fdw, or
--- one whose table differs from its parent's columns or changed without pg-offload following it.
+-- one whose table is no longer its parent's child, differs from its parent's columns or changed
+-- without pg-offload following it.
 CREATE OR REPLACE FUNCTION offload.merge_signature(s offload.segments) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN CASE
   WHEN s.state <> 'committed' OR s.partition_name IS NOT NULL
        OR NOT offload.reads_remotely(s.segment_table)
        OR offload.table_reader(s.table_id) <> 'postgres_fdw'
+       OR NOT EXISTS (SELECT FROM pg_inherits i
+                       WHERE i.inhrelid = s.segment_table AND i.inhparent = s.table_id)
        OR offload.column_shape(offload.live_columns(s.segment_table))
           IS DISTINCT FROM offload.column_shape(offload.live_columns(s.table_id))
        OR offload.column_shape(s.seen_columns)

@@ -116,6 +116,10 @@ describe("bounded segment tables", () => {
     expect(rows[0].into).toBeGreaterThan(0);
     await expectSameAsControl("awkward", "awkward_control");
     expect(await duplicatedIds(db.pool, "awkward")).toBe(0);
+    const verified = await db.pool.query(
+      "SELECT bool_and(ok) AS ok, count(*)::int AS n FROM offload.verify('awkward')",
+    );
+    expect(verified.rows[0]).toEqual({ ok: true, n: tables.length });
   });
 
   it("merges late rows offloaded later with the merged segments, and still reads exactly", async () => {
@@ -197,6 +201,52 @@ describe("bounded segment tables", () => {
       expect(await resultSet(db.pool, sql.replace("{t}", "collated")), where).toEqual(
         await resultSet(db.pool, sql.replace("{t}", "collated_control")),
       );
+    }
+  });
+
+  it("leaves alone segment tables their owner altered or detached, and what queries see", async () => {
+    const owner = `merge_owner_${process.pid}`;
+    await db.pool.query(`CREATE ROLE ${owner}; GRANT CREATE ON SCHEMA public TO ${owner}`);
+    try {
+      await db.pool.query(`
+        SET ROLE ${owner};
+        CREATE TABLE hostile (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v int);
+        INSERT INTO hostile SELECT g, timestamptz '2024-01-01 00:00+00' + g * interval '1 minute', g
+          FROM generate_series(1, 8000) g;
+        RESET ROLE;
+        SELECT offload.define_policy('hostile_cold', time_column => 'created_at',
+          older_than => interval '30 days', segment_bytes => 65536, reader => 'postgres_fdw',
+          segment_tables => 100);
+        SET ROLE ${owner};
+        SELECT offload.attach_policy('hostile', 'hostile_cold');
+        RESET ROLE;`);
+      expect(await offloadNow(db.pool, "hostile")).toMatchObject({ state: "succeeded" });
+      const [altered, detached] = await segmentTables(db.pool, "hostile");
+      // The owner owns the segment tables: a column of their own on one, another taken out of
+      // the table (its rows no longer show; a merge must not bring them back).
+      await db.pool.query(`SET ROLE ${owner};
+        ALTER FOREIGN TABLE ${altered} ADD COLUMN extra int;
+        ALTER TABLE ${detached} NO INHERIT hostile;
+        RESET ROLE;`);
+      const sql = "SELECT count(*), sum(v), min(id), max(id) FROM hostile";
+      const seen = await resultSet(db.pool, sql);
+      // (A test's shortcut: a policy's options are fixed once defined.)
+      await db.pool.query(
+        "UPDATE offload.policies SET segment_tables = 1 WHERE name = 'hostile_cold'",
+      );
+      expect(await offloadNow(db.pool, "hostile")).toMatchObject({ state: "succeeded" });
+      const after = await segmentTables(db.pool, "hostile");
+      expect(after).toContain(altered);
+      expect(after).not.toContain(detached);
+      expect(after.length).toBe(2); // the altered one, and all the others merged
+      const kept = await db.pool.query(
+        "SELECT state FROM offload.segments WHERE segment_table = ANY ($1::regclass[]) ORDER BY id",
+        [[altered, detached]],
+      );
+      expect(kept.rows).toEqual([{ state: "committed" }, { state: "committed" }]);
+      expect(await resultSet(db.pool, sql)).toEqual(seen);
+    } finally {
+      await db.pool.query(`DROP OWNED BY ${owner} CASCADE; DROP ROLE ${owner}`);
     }
   });
 
