@@ -12,7 +12,7 @@ import pg from "pg";
 import { installSchema } from "../bridge/schema-installer.ts";
 import { startLocalPostgres } from "../sandbox/local-postgres.ts";
 
-const TABLES = ["plan_plain", "plan_segments", "plan_partitions"] as const;
+const TABLES = ["plan_plain", "plan_segments", "plan_partitions", "plan_merged"] as const;
 const HOT_QUERY = (table: string) =>
   `SELECT count(*), avg(reading) FROM ${table} WHERE created_at >= '2026-06-01 10:00+00'`;
 const WARM_PLANS = 31;
@@ -52,8 +52,13 @@ async function measure(url: string, table: string): Promise<{ warm: number; fres
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { segments: { type: "string", default: "100,1000,10000" } },
+    options: {
+      segments: { type: "string", default: "100,1000,10000" },
+      // offload.segment_table_bound's default
+      merged: { type: "string", default: "4" },
+    },
   });
+  const merged = Number(values.merged);
   const counts = values.segments.split(",").map(Number);
   const server = await startLocalPostgres({
     settings: { jit: "off", max_locks_per_transaction: "4096" },
@@ -62,13 +67,15 @@ async function main(): Promise<void> {
     await withClient(server.url(), (db) => installSchema(db));
     say(`plan time of a hot-only query (${HOT_QUERY("<table>")}), ms; ratio to never offloaded`);
     say(
-      "segments | never offloaded warm / new conn | segment tables warm / new conn | offloaded partitions warm / new conn",
+      `segments | never offloaded warm / new conn | segment tables warm / new conn | offloaded partitions warm / new conn | merged to ${merged} (postgres_fdw) warm / new conn`,
     );
     for (const segments of counts) {
       await withClient(server.url(), async (db) => {
         await db.query(`DROP TABLE IF EXISTS ${TABLES.join(", ")} CASCADE`);
         const sql = readFileSync(new URL("./sql/plan-time.sql", import.meta.url), "utf8");
-        await db.query(sql.replaceAll("{segments}", String(segments)));
+        await db.query(
+          sql.replaceAll("{segments}", String(segments)).replaceAll("{merged}", String(merged)),
+        );
       });
       const results = [];
       for (const table of TABLES) results.push(await measure(server.url(), table));
@@ -77,7 +84,7 @@ async function main(): Promise<void> {
         `${r.warm.toFixed(2)} / ${r.fresh.toFixed(2)} (${(r.warm / base.warm).toFixed(1)}x / ${(r.fresh / base.fresh).toFixed(1)}x)`;
       say(
         `${String(segments).padStart(8)} | ${base.warm.toFixed(2)} / ${base.fresh.toFixed(2)} | ` +
-          `${cell(results[1]!)} | ${cell(results[2]!)}`,
+          `${cell(results[1]!)} | ${cell(results[2]!)} | ${cell(results[3]!)}`,
       );
     }
   } finally {

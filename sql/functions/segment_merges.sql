@@ -9,6 +9,7 @@ CREATE OR REPLACE FUNCTION offload.segment_table_bound(rel regclass) RETURNS int
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN coalesce((SELECT p.segment_tables FROM offload.attachments a
                    JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = rel), 4);
+REVOKE EXECUTE ON FUNCTION offload.segment_table_bound(rel regclass) FROM PUBLIC;
 
 -- The columns of a table as names, types and typmods, in order (attnums and NOT NULL left out).
 CREATE OR REPLACE FUNCTION offload.column_shape(cols jsonb) RETURNS jsonb
@@ -41,6 +42,7 @@ RETURN CASE
     'added', s.added_columns, 'key', s.key_column, 'key_type', s.key_type::text,
     'encoding', s.encoding, 'store', s.store)
 END;
+REVOKE EXECUTE ON FUNCTION offload.merge_signature(s offload.segments) FROM PUBLIC;
 
 -- The groups of segments to merge, each in key order, when the table has more segment tables
 -- than its bound: the table's committed segments, in key order, are cut into half the bound

@@ -4832,6 +4832,13 @@ GRANT SELECT ON TABLE offload.segment_layouts TO PUBLIC;
 
 
 --
+-- Name: FUNCTION merge_signature(s offload.segments); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.merge_signature(s offload.segments) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION merged_zone_map(rel regclass, ids bigint[]); Type: ACL; Schema: offload; Owner: <installer>
 --
 
@@ -4969,6 +4976,13 @@ REVOKE ALL ON FUNCTION offload.segment_lock_statement(segment bigint) FROM PUBLI
 --
 
 REVOKE ALL ON FUNCTION offload.segment_merge_groups(rel regclass) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION segment_table_bound(rel regclass); Type: ACL; Schema: offload; Owner: <installer>
+--
+
+REVOKE ALL ON FUNCTION offload.segment_table_bound(rel regclass) FROM PUBLIC;
 
 
 --
