@@ -4,11 +4,22 @@
 -- catalog, to one new segment whose foreign table covers all their key ranges. The endpoint
 -- skips chunks by their own bounds, so a large segment costs a selective read nothing.
 
--- The most segment tables the table keeps: its policy's segment_tables, else 4.
+-- The most segment tables the table keeps: its policy's segment_tables, else the database's
+-- default (the pg_offload.segment_tables setting, e.g. ALTER DATABASE ... SET
+-- pg_offload.segment_tables = 16, as the bridge's sessions see it), else 4.
 CREATE OR REPLACE FUNCTION offload.segment_table_bound(rel regclass) RETURNS int
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN coalesce((SELECT p.segment_tables FROM offload.attachments a
-                   JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = rel), 4);
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  setting text := nullif(current_setting('pg_offload.segment_tables', true), '');
+BEGIN
+  IF setting IS NOT NULL AND (setting !~ '^[0-9]{1,9}$' OR setting::int < 1) THEN
+    RAISE EXCEPTION 'pg-offload: pg_offload.segment_tables must be a whole number of at least 1, got %', setting
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN coalesce((SELECT p.segment_tables FROM offload.attachments a
+                     JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = rel),
+                  setting::int, 4);
+END $$;
 REVOKE EXECUTE ON FUNCTION offload.segment_table_bound(rel regclass) FROM PUBLIC;
 
 -- The columns of a table as names, types and typmods, in order (attnums and NOT NULL left out).

@@ -102,6 +102,26 @@ describe("bounded segment tables", () => {
     ).rejects.toMatchObject({ code: "22023", message: expect.stringMatching(/segment_tables/) });
   });
 
+  it("takes the database's default bound where a policy sets none, and refuses a bad one", async () => {
+    const client = await db.pool.connect();
+    try {
+      const bound = async () =>
+        (await client.query("SELECT offload.segment_table_bound('awkward_control') AS n")).rows[0]
+          .n;
+      expect(await bound()).toBe(4);
+      await client.query("SET pg_offload.segment_tables = '16'");
+      expect(await bound()).toBe(16);
+      await client.query("SET pg_offload.segment_tables = 'lots'");
+      await expect(bound()).rejects.toMatchObject({
+        code: "22023",
+        message: expect.stringContaining("pg_offload.segment_tables must be a whole number"),
+      });
+    } finally {
+      await client.query("RESET pg_offload.segment_tables");
+      client.release();
+    }
+  });
+
   it("offloads into many segments and keeps at most segment_tables of them, every row once", async () => {
     expect(await offloadNow(db.pool, "public.awkward")).toMatchObject({ state: "succeeded" });
     const tables = await segmentTables(db.pool, "awkward");

@@ -3603,9 +3603,20 @@ ALTER FUNCTION offload.segment_read_plan(segment bigint, read_epoch integer) OWN
 --
 
 CREATE FUNCTION offload.segment_table_bound(rel regclass) RETURNS integer
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN COALESCE((SELECT p.segment_tables FROM (offload.attachments a JOIN offload.policies p ON ((p.name = a.policy_name))) WHERE ((a.table_id)::oid = (segment_table_bound.rel)::oid)), 4);
+    AS $_$
+DECLARE
+  setting text := nullif(current_setting('pg_offload.segment_tables', true), '');
+BEGIN
+  IF setting IS NOT NULL AND (setting !~ '^[0-9]{1,9}$' OR setting::int < 1) THEN
+    RAISE EXCEPTION 'pg-offload: pg_offload.segment_tables must be a whole number of at least 1, got %', setting
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN coalesce((SELECT p.segment_tables FROM offload.attachments a
+                     JOIN offload.policies p ON p.name = a.policy_name WHERE a.table_id = rel),
+                  setting::int, 4);
+END $_$;
 
 
 ALTER FUNCTION offload.segment_table_bound(rel regclass) OWNER TO <installer>;

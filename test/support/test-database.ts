@@ -95,6 +95,12 @@ async function createDatabase(
     // The whole suite runs through either reader: PGOFFLOAD_TEST_READER=postgres_fdw makes it the
     // database's default (policies that name a reader keep theirs).
     if (reader) await admin.query(`ALTER DATABASE ${name} SET pg_offload.reader = '${reader}'`);
+    // ... segment for segment: the suite's tests count and name segment tables, so in that run
+    // no segments are merged (test/remote-reader/segment-merges.test.ts, the differential
+    // tester and test/managed/ cover merges, with bounds of their own).
+    if (reader === "postgres_fdw" && TEST_READER === "postgres_fdw") {
+      await admin.query(`ALTER DATABASE ${name} SET pg_offload.segment_tables = 1000000`);
+    }
   });
   const url = serverUrl(name);
   const pool = new pg.Pool({ connectionString: url, max: 8 });
