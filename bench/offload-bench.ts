@@ -76,6 +76,8 @@ export async function runOffloadBench(
     compressionLevel: number;
     explain: boolean;
     segmentBytes?: number;
+    /** The policy's segment_tables; undefined: the default. */
+    segmentTables?: number;
   },
 ): Promise<BenchResult> {
   const { db } = target;
@@ -89,6 +91,7 @@ export async function runOffloadBench(
     `SELECT offload.define_policy('bench', time_column => '${dataset.timeColumn}', older_than => interval '30 days'` +
       `, zone_map_columns => '{${dataset.lookupKey}}', reader => '${opts.reader}'` +
       (opts.segmentBytes ? `, segment_bytes => ${opts.segmentBytes}` : "") +
+      (opts.segmentTables ? `, segment_tables => ${opts.segmentTables}` : "") +
       (opts.chunkBytes ? `, chunk_bytes => ${opts.chunkBytes}` : "") +
       ")",
   );

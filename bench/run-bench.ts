@@ -35,6 +35,7 @@ const USAGE = `npm run bench -- [options]
   --upload-concurrency N   chunks uploaded at once (default 3)
   --read-ahead N           chunks fetched ahead by a cold scan (default 2)
   --segment-mib N          heap bytes per segment, the policy's segment_bytes (default: the bridge's, 64)
+  --segment-tables N       the postgres_fdw policy's segment_tables: segments merged beyond it (default 4)
   --level N                zstd level of the chunks and of the baseline pipeline (default 3)
   --background-mib-per-sec N  cap on the offload's store writes (default 0: none)
   --cache-mib N            the bridge's disk cache (default 1024; 0: no cache, memory tier included)
@@ -54,6 +55,7 @@ interface Options {
   chunkBytes: number;
   uploadConcurrency: number;
   segmentBytes?: number;
+  segmentTables?: number;
   compressionLevel: number;
   backgroundBytesPerSecond: number;
   encoderThreads?: number;
@@ -78,6 +80,7 @@ function options(): Options {
       "chunk-mib": { type: "string", default: "8" },
       "upload-concurrency": { type: "string", default: "3" },
       "segment-mib": { type: "string" },
+      "segment-tables": { type: "string" },
       level: { type: "string", default: "3" },
       "background-mib-per-sec": { type: "string", default: "0" },
       "encoder-threads": { type: "string" },
@@ -119,6 +122,8 @@ function options(): Options {
     uploadConcurrency: Number(values["upload-concurrency"]),
     chunkBytes: mib(values["chunk-mib"]),
     segmentBytes: values["segment-mib"] === undefined ? undefined : mib(values["segment-mib"]),
+    segmentTables:
+      values["segment-tables"] === undefined ? undefined : Number(values["segment-tables"]),
     compressionLevel: Number(values.level),
     backgroundBytesPerSecond: mib(values["background-mib-per-sec"]),
     cacheBytes: mib(values["cache-mib"]),
