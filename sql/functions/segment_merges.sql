@@ -65,7 +65,9 @@ DECLARE
   bound int := offload.segment_table_bound(rel);
   runs int := (bound + 1) / 2;
 BEGIN
-  IF (SELECT count(*) FROM offload.segments WHERE table_id = rel AND state = 'committed') <= bound THEN
+  -- file_fdw tables are never merged: their segments are not looked at one by one.
+  IF offload.table_reader(rel) <> 'postgres_fdw'
+     OR (SELECT count(*) FROM offload.segments WHERE table_id = rel AND state = 'committed') <= bound THEN
     RETURN;
   END IF;
   RETURN QUERY
