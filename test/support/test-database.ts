@@ -71,18 +71,20 @@ export async function createTestDatabase(
   label: string,
   options: { reader?: "file_fdw" | "postgres_fdw" } = {},
 ): Promise<TestDatabase> {
-  return createDatabase(label, TEMPLATE_DATABASE, options.reader ?? TEST_READER);
+  return createDatabase(label, TEMPLATE_DATABASE, options.reader ?? TEST_READER, !options.reader);
 }
 
 /** A database with nothing in it (not even the offload schema), e.g. to restore a dump into. */
 export async function createEmptyDatabase(label: string): Promise<TestDatabase> {
-  return createDatabase(label, "template0", TEST_READER);
+  return createDatabase(label, "template0", TEST_READER, true);
 }
 
 async function createDatabase(
   label: string,
   template: string,
   reader: string | undefined,
+  /** The reader is the suite's (PGOFFLOAD_TEST_READER), not one the test pinned. */
+  suiteReader: boolean,
 ): Promise<TestDatabase> {
   const name =
     "t_" +
@@ -98,7 +100,7 @@ async function createDatabase(
     // ... segment for segment: the suite's tests count and name segment tables, so in that run
     // no segments are merged (test/remote-reader/segment-merges.test.ts, the differential
     // tester and test/managed/ cover merges, with bounds of their own).
-    if (reader === "postgres_fdw" && TEST_READER === "postgres_fdw") {
+    if (suiteReader && reader === "postgres_fdw") {
       await admin.query(`ALTER DATABASE ${name} SET pg_offload.segment_tables = 1000000`);
     }
   });
